@@ -1,0 +1,33 @@
+# Each target bootstraps .venv from nothing, so a fresh clone needs only python3.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench natlab clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m aioiroh.cli.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests bench lab
+	$(BIN)/ruff check src tests bench lab
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/throughput.py
+
+natlab: $(STAMP)
+	$(BIN)/python -m lab.natlab
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

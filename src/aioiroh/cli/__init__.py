@@ -1,0 +1,1 @@
+"""The ``aioiroh`` command line."""

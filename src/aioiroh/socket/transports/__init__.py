@@ -1,0 +1,1 @@
+"""socket.transports layer."""
