@@ -20,3 +20,12 @@ async def _no_leaked_tasks():
         await asyncio.sleep(0)
     names = ", ".join(t.get_name() + ":" + repr(t.get_coro()) for t in leaked)
     pytest.fail(f"test leaked asyncio tasks: {names}")
+
+
+# Fixture modules, one per area, each owned by the code it tests.
+pytest_plugins = [
+    "tests.support.oracle",
+    "tests.support.relay",
+    "tests.support.dns",
+    "tests.support.lab",
+]
