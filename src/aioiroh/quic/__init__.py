@@ -1,1 +1,1 @@
-"""quic layer."""
+"""QUIC: the engine seam, iroh transport parameters, frames and packet protection."""

@@ -1,0 +1,367 @@
+"""``Connection``: an authenticated QUIC connection to one remote endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from aioquic.quic import events
+
+from ..base.key import PublicKey
+from ..errors import (
+    AlpnMismatchError,
+    AuthenticationError,
+    ConnectError,
+    ConnectionClosedByPeer,
+    ConnectionLost,
+    LocallyClosed,
+    StreamReset,
+    StreamStopped,
+    TimedOut,
+)
+from ..socket.paths import IpPath, RelayPath
+from .streams import RecvStream, SendStream, is_client_initiated, is_unidirectional
+
+if TYPE_CHECKING:
+    from ..quic.engine import QuicEngine
+    from ..socket.driver import ConnectionDriver
+
+__all__ = ["Connection", "PathInfo"]
+
+logger = logging.getLogger(__name__)
+
+# TLS alerts carried in CRYPTO_ERROR (0x100 + alert), RFC 9001 §4.8.
+_CRYPTO_ERROR: Final = 0x100
+_ALERT_BAD_CERTIFICATE: Final = 42
+_ALERT_CERTIFICATE_REQUIRED: Final = 116
+_ALERT_NO_APPLICATION_PROTOCOL: Final = 120
+# Bound on received-but-unread datagrams; older ones are dropped (datagrams are unreliable).
+MAX_QUEUED_DATAGRAMS: Final = 1024
+# Per-packet overhead we reserve below the UDP payload size for a DATAGRAM frame.
+_DATAGRAM_OVERHEAD: Final = 40
+
+
+@dataclass(frozen=True, slots=True)
+class PathInfo:
+    """A snapshot of one network path of a connection (like Rust's ``PathSnapshot``)."""
+
+    id: int
+    remote_addr: str
+    is_ip: bool
+    is_relay: bool
+    is_selected: bool
+    rtt: float | None
+    datagrams_sent: int
+    datagrams_recv: int
+    bytes_sent: int
+    bytes_recv: int
+
+
+class Connection:
+    """A QUIC connection to an authenticated remote endpoint.
+
+    Obtained from :meth:`Endpoint.connect` or :meth:`Endpoint.accept`. Use it as an async
+    context manager to close it on exit.
+    """
+
+    def __init__(self, driver: ConnectionDriver) -> None:
+        self._driver = driver
+        self._quic: QuicEngine = driver.quic
+        self._loop = driver.loop
+        self._is_client = driver.quic.is_client
+        self._next_bidi = 0 if self._is_client else 1
+        self._next_uni = 2 if self._is_client else 3
+        self._recv: dict[int, RecvStream] = {}
+        self._send: dict[int, SendStream] = {}
+        self._incoming_bi: deque[tuple[SendStream, RecvStream]] = deque()
+        self._incoming_uni: deque[RecvStream] = deque()
+        self._datagrams: deque[bytes] = deque()
+        self._waiters: list[asyncio.Future[None]] = []
+        self._writable: list[asyncio.Future[None]] = []
+        self.handshake: asyncio.Future[None] = self._loop.create_future()
+        self._closed: asyncio.Future[ConnectionLost] = self._loop.create_future()
+        self._error: ConnectionLost | None = None
+        self._local_close = False
+        self.datagrams_dropped = 0
+        driver.on_event = self._on_event
+        driver.on_flushed = self._on_flushed
+
+    # -- identity --------------------------------------------------------------------------
+
+    @property
+    def remote_id(self) -> PublicKey:
+        """The remote endpoint's id (its authenticated Ed25519 key)."""
+        peer = self._quic.peer_id
+        if peer is None:
+            raise ConnectError("handshake not complete")
+        return peer
+
+    @property
+    def alpn(self) -> bytes:
+        """The negotiated application protocol."""
+        return self._quic.alpn or b""
+
+    @property
+    def is_client(self) -> bool:
+        return self._is_client
+
+    @property
+    def rtt(self) -> float | None:
+        """Smoothed round-trip time in seconds (None before the first sample)."""
+        return self._quic.smoothed_rtt
+
+    def paths(self) -> list[PathInfo]:
+        """The network paths this connection has used; the selected one is marked."""
+        driver = self._driver
+        selected = driver.selected
+        out = []
+        known = list(driver.stats)
+        for i, path in enumerate(known):
+            st = driver.stats[path]
+            out.append(
+                PathInfo(
+                    id=i,
+                    remote_addr=str(path),
+                    is_ip=isinstance(path, IpPath),
+                    is_relay=isinstance(path, RelayPath),
+                    is_selected=path == selected,
+                    rtt=self.rtt if path == selected else None,
+                    datagrams_sent=st.datagrams_sent,
+                    datagrams_recv=st.datagrams_recv,
+                    bytes_sent=st.bytes_sent,
+                    bytes_recv=st.bytes_recv,
+                )
+            )
+        return out
+
+    # -- streams ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._quic.is_closing:
+            raise LocallyClosed("connection is closing")
+
+    async def open_bi(self) -> tuple[SendStream, RecvStream]:
+        """Open a bidirectional stream (the peer sees it once data is sent)."""
+        self._check_open()
+        sid = self._next_bidi
+        self._next_bidi += 4
+        send, recv = SendStream(self, sid), RecvStream(self, sid)
+        self._send[sid] = send
+        self._recv[sid] = recv
+        return send, recv
+
+    async def open_uni(self) -> SendStream:
+        """Open a unidirectional stream."""
+        self._check_open()
+        sid = self._next_uni
+        self._next_uni += 4
+        send = SendStream(self, sid)
+        self._send[sid] = send
+        return send
+
+    async def accept_bi(self) -> tuple[SendStream, RecvStream]:
+        """Wait for the peer to open a bidirectional stream."""
+        while not self._incoming_bi:
+            await self._wait_event()
+        return self._incoming_bi.popleft()
+
+    async def accept_uni(self) -> RecvStream:
+        """Wait for the peer to open a unidirectional stream."""
+        while not self._incoming_uni:
+            await self._wait_event()
+        return self._incoming_uni.popleft()
+
+    # -- datagrams -------------------------------------------------------------------------
+
+    @property
+    def max_datagram_size(self) -> int:
+        settings = getattr(self._quic, "settings", None)
+        size = getattr(settings, "max_datagram_size", 1200)
+        return int(size) - _DATAGRAM_OVERHEAD
+
+    def send_datagram(self, data: bytes) -> None:
+        """Send an unreliable datagram (RFC 9221)."""
+        self._check_open()
+        if len(data) > self.max_datagram_size:
+            raise ValueError(f"datagram of {len(data)} bytes exceeds {self.max_datagram_size}")
+        self._quic.send_datagram_frame(bytes(data))
+        self._driver.schedule_flush()
+
+    async def read_datagram(self) -> bytes:
+        """Wait for the next datagram from the peer."""
+        while not self._datagrams:
+            await self._wait_event()
+        return self._datagrams.popleft()
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def close(self, error_code: int = 0, reason: bytes | str = b"") -> None:
+        """Close immediately with an application error code; the peer sees code and reason."""
+        if self._error is not None or self._local_close:
+            return
+        self._local_close = True
+        text = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else reason
+        self._quic.close(error_code=error_code, reason_phrase=text)
+        self._driver.schedule_flush()
+
+    async def closed(self) -> ConnectionLost:
+        """Wait until the connection is closed; returns the reason as an exception object."""
+        return await asyncio.shield(self._closed)
+
+    def close_reason(self) -> ConnectionLost | None:
+        return self._error
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close(0, b"")
+
+    # -- plumbing used by streams ----------------------------------------------------------
+
+    def _send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        self._check_open()
+        self._quic.send_stream_data(stream_id, data, end_stream)
+        self._driver.schedule_flush()
+
+    def _reset_stream(self, stream_id: int, code: int) -> None:
+        if self._error is None:
+            try:
+                self._quic.reset_stream(stream_id, code)
+            except ValueError:
+                return
+            self._driver.schedule_flush()
+
+    def _stop_stream(self, stream_id: int, code: int) -> None:
+        if self._error is None:
+            try:
+                self._quic.stop_stream(stream_id, code)
+            except ValueError:
+                return  # nothing received yet: aioquic has no stream to stop
+            self._driver.schedule_flush()
+
+    async def _wait_writable(self) -> None:
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._writable.append(fut)
+        await fut
+
+    async def _wait_event(self) -> None:
+        self._check_closed_for_wait()
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append(fut)
+        await fut
+        self._check_closed_for_wait()
+
+    def _check_closed_for_wait(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def _on_flushed(self) -> None:
+        if self._writable:
+            writable, self._writable = self._writable, []
+            for fut in writable:
+                if not fut.done():
+                    fut.set_result(None)
+
+    # -- events from the engine ------------------------------------------------------------
+
+    def _on_event(self, event: events.QuicEvent) -> None:
+        if isinstance(event, events.StreamDataReceived):
+            self._on_stream_data(event)
+        elif isinstance(event, events.DatagramFrameReceived):
+            if len(self._datagrams) >= MAX_QUEUED_DATAGRAMS:
+                self._datagrams.popleft()
+                self.datagrams_dropped += 1
+            self._datagrams.append(event.data)
+            self._wake()
+        elif isinstance(event, events.StreamReset):
+            recv = self._recv.get(event.stream_id)
+            if recv is not None:
+                recv._fail(StreamReset(event.error_code))
+        elif isinstance(event, events.StopSendingReceived):
+            send = self._send.get(event.stream_id)
+            if send is not None:
+                send._fail(StreamStopped(event.error_code))
+                self._on_flushed()
+        elif isinstance(event, events.HandshakeCompleted):
+            if not self.handshake.done():
+                self.handshake.set_result(None)
+        elif isinstance(event, events.ConnectionTerminated):
+            self._on_terminated(event)
+
+    def _on_stream_data(self, event: events.StreamDataReceived) -> None:
+        sid = event.stream_id
+        recv = self._recv.get(sid)
+        if recv is None:
+            if is_client_initiated(sid) == self._is_client:
+                return  # data for a local stream we no longer track
+            recv = RecvStream(self, sid)
+            self._recv[sid] = recv
+            if is_unidirectional(sid):
+                self._incoming_uni.append(recv)
+            else:
+                send = SendStream(self, sid)
+                self._send[sid] = send
+                self._incoming_bi.append((send, recv))
+            self._wake()
+        recv._feed(event.data, event.end_stream)
+
+    def _on_terminated(self, event: events.ConnectionTerminated) -> None:
+        code, reason = event.error_code, event.reason_phrase
+        err: ConnectionLost
+        if self._local_close:
+            err = LocallyClosed("connection closed locally", code=code, reason=reason)
+        elif reason == "Idle timeout" and event.frame_type == 0:
+            err = TimedOut("connection timed out (idle)", code=code, reason=reason)
+        else:
+            kind = "application" if event.frame_type is None else "transport"
+            err = ConnectionClosedByPeer(
+                f"connection closed by peer ({kind} code {code:#x}: {reason!r})",
+                code=code,
+                reason=reason,
+            )
+            err.is_application = event.frame_type is None  # type: ignore[attr-defined]
+        self._error = err
+        if not self.handshake.done():
+            self.handshake.set_exception(self._handshake_error(event))
+            self.handshake.exception()  # mark retrieved; connect() reports it
+        if not self._closed.done():
+            self._closed.set_result(err)
+        for recv in self._recv.values():
+            recv._fail(err)
+        for send in self._send.values():
+            send._fail(err)
+        self._wake()
+        self._on_flushed()
+
+    def _handshake_error(self, event: events.ConnectionTerminated) -> ConnectError:
+        code = event.error_code
+        failure = self._quic.auth_failure
+        if failure is not None:
+            return AuthenticationError(failure)
+        if code == _CRYPTO_ERROR + _ALERT_NO_APPLICATION_PROTOCOL:
+            return AlpnMismatchError(f"peer does not accept the ALPN: {event.reason_phrase!r}")
+        if code in (
+            _CRYPTO_ERROR + _ALERT_BAD_CERTIFICATE,
+            _CRYPTO_ERROR + _ALERT_CERTIFICATE_REQUIRED,
+        ):
+            return AuthenticationError(f"peer rejected our identity: {event.reason_phrase!r}")
+        if event.reason_phrase == "Idle timeout":
+            return ConnectError("handshake timed out")
+        return ConnectError(f"connection failed (code {code:#x}: {event.reason_phrase!r})")
+
+    def __repr__(self) -> str:
+        peer = self._quic.peer_id
+        who = peer.fmt_short() if peer is not None else "?"
+        return f"Connection(remote={who}, alpn={self.alpn!r}, client={self._is_client})"

@@ -1,0 +1,288 @@
+"""``Endpoint``: bind, dial by key, accept by ALPN."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+from ..base.endpoint_addr import EndpointAddr, parse_socket_addr
+from ..base.key import PublicKey, SecretKey
+from ..base.ticket import EndpointTicket
+from ..errors import ConnectError, ConnectTimeout, EndpointClosed
+from ..quic.aioquic_connection import QuicSettings
+from ..socket.driver import ConnectionDriver
+from ..socket.interfaces import local_addresses
+from ..socket.paths import IpPath, NetworkPath
+from ..socket.socket import MagicSocket
+from .connection import Connection
+
+__all__ = ["Endpoint", "EndpointState"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+# Established connections waiting for accept(); beyond this new ones are refused.
+MAX_ACCEPT_BACKLOG: Final = 256
+# Application close code and reason used when the endpoint shuts down.
+ENDPOINT_CLOSE_CODE: Final = 0
+
+Target = EndpointAddr | EndpointTicket | PublicKey | str
+
+
+class EndpointState(enum.Enum):
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+def _parse_bind(addr: str | tuple[str, int] | None, default: tuple[str, int]) -> tuple[str, int]:
+    if addr is None:
+        return default
+    ip, port = parse_socket_addr(addr)
+    return (str(ip), port)
+
+
+class Endpoint:
+    """An iroh endpoint: an Ed25519 identity bound to UDP sockets (and relays).
+
+    Create with ``await Endpoint.bind(...)``; close with ``await endpoint.close()`` or use it
+    as an async context manager.
+    """
+
+    def __init__(self, secret_key: SecretKey, alpns: Iterable[bytes], relay_mode: Any) -> None:
+        self._secret_key = secret_key
+        self._alpns: list[bytes] = [bytes(a) for a in alpns]
+        self.relay_mode = relay_mode
+        self._state = EndpointState.OPEN
+        self._accept_queue: deque[Connection] = deque()
+        self._accept_waiters: list[asyncio.Future[None]] = []
+        self._pending: set[Connection] = set()
+        self._connections: set[Connection] = set()
+        self._socket: MagicSocket
+
+    @classmethod
+    async def bind(
+        cls,
+        secret_key: SecretKey | None = None,
+        *,
+        alpns: Sequence[bytes] = (),
+        bind_addr: str | tuple[str, int] | None = None,
+        bind_addr_v6: str | tuple[str, int] | bool | None = None,
+        relay_mode: Any = None,
+        settings: QuicSettings | None = None,
+    ) -> Endpoint:
+        """Bind a new endpoint.
+
+        ``secret_key``: the identity (a fresh one if None). ``alpns``: protocols accepted as a
+        server. ``bind_addr``: IPv4 socket address (default ``0.0.0.0:0``). ``bind_addr_v6``:
+        IPv6 socket address (default ``[::]:0``; ``False`` for no IPv6 socket).
+        ``relay_mode``: a :class:`RelayMode` (default: relays disabled until the relay
+        transport is configured).
+        """
+        ep = cls(secret_key or SecretKey.generate(), alpns, relay_mode)
+        ep._socket = MagicSocket(
+            ep._secret_key,
+            alpns=lambda: ep._alpns,
+            on_incoming=ep._on_incoming,
+            settings=settings,
+        )
+        v4 = _parse_bind(bind_addr, ("0.0.0.0", 0))
+        v6: tuple[str, int] | None
+        if bind_addr_v6 is False:
+            v6 = None
+        elif bind_addr_v6 is None or bind_addr_v6 is True:
+            # Loopback-only IPv4 gets loopback-only IPv6, so tests stay on ::1.
+            v6 = ("::1", 0) if v4[0].startswith("127.") else ("::", 0)
+        else:
+            v6 = _parse_bind(bind_addr_v6, ("::", 0))
+        ep._socket.bind(v4, v6)
+        return ep
+
+    # -- identity and addresses ------------------------------------------------------------
+
+    @property
+    def id(self) -> PublicKey:
+        """This endpoint's id: the public half of its secret key."""
+        return self._secret_key.public()
+
+    @property
+    def secret_key(self) -> SecretKey:
+        return self._secret_key
+
+    @property
+    def state(self) -> EndpointState:
+        return self._state
+
+    def bound_sockets(self) -> list[tuple[str, int]]:
+        """The local socket addresses, IPv4 first."""
+        return self._socket.local_addrs()
+
+    def direct_addresses(self) -> list[tuple[str, int]]:
+        """Addresses a peer can dial us on directly (unspecified binds expanded)."""
+        out: list[tuple[str, int]] = []
+        for host, port in self.bound_sockets():
+            if host in ("0.0.0.0", "::"):
+                out.extend((a, port) for a in local_addresses(ipv6=host == "::"))
+            else:
+                out.append((host, port))
+        return out
+
+    def addr(self) -> EndpointAddr:
+        """This endpoint's address: id plus direct addresses (and home relay)."""
+        return EndpointAddr(self.id, None, self.direct_addresses())
+
+    def ticket(self) -> EndpointTicket:
+        return EndpointTicket(self.addr())
+
+    def set_alpns(self, alpns: Iterable[bytes]) -> None:
+        """Replace the ALPNs accepted for incoming connections."""
+        self._alpns = [bytes(a) for a in alpns]
+
+    @property
+    def alpns(self) -> list[bytes]:
+        return list(self._alpns)
+
+    # -- dialing ---------------------------------------------------------------------------
+
+    def _resolve(self, target: Target) -> EndpointAddr:
+        if isinstance(target, EndpointTicket):
+            return target.addr
+        if isinstance(target, EndpointAddr):
+            return target
+        if isinstance(target, PublicKey):
+            return EndpointAddr(target)
+        if isinstance(target, str):
+            if target.startswith("endpoint"):
+                return EndpointTicket.parse(target).addr
+            return EndpointAddr(PublicKey.parse(target))
+        raise TypeError(f"cannot dial {type(target).__name__}")
+
+    def _paths_for(self, addr: EndpointAddr) -> list[NetworkPath]:
+        has_v6 = self._socket.udp6 is not None
+        has_v4 = self._socket.udp4 is not None
+        own = set(self.bound_sockets())
+        paths: list[NetworkPath] = []
+        for host, port in addr.direct_addresses:
+            path = IpPath(host, port)
+            if (host, port) in own:
+                continue
+            if (path.is_ipv6 and has_v6) or (not path.is_ipv6 and has_v4):
+                paths.append(path)
+        return paths
+
+    async def connect(
+        self, target: Target, alpn: bytes, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
+    ) -> Connection:
+        """Connect to ``target`` (an EndpointAddr, EndpointTicket, or EndpointId) on ``alpn``.
+
+        Raises :class:`ConnectTimeout` if nobody answers, :class:`AuthenticationError` if the
+        peer's key is not the one dialed, :class:`AlpnMismatchError` if it refuses the ALPN.
+        """
+        self._check_open()
+        if not alpn:
+            raise ValueError("an ALPN is required")
+        addr = self._resolve(target)
+        paths = self._paths_for(addr)
+        if not paths:
+            raise ConnectError(f"no usable address for endpoint {addr.id.fmt_short()}")
+        driver = self._socket.dial(addr.id, paths, bytes(alpn))
+        conn = Connection(driver)
+        self._pending.add(conn)
+        driver.flush()
+        try:
+            await asyncio.wait_for(asyncio.shield(conn.handshake), timeout)
+        except TimeoutError:
+            driver.abort()
+            raise ConnectTimeout(
+                f"no answer from {addr.id.fmt_short()} within {timeout:g}s"
+            ) from None
+        except asyncio.CancelledError:
+            driver.abort()
+            raise
+        finally:
+            self._pending.discard(conn)
+        self._track(conn)
+        return conn
+
+    # -- accepting -------------------------------------------------------------------------
+
+    def _on_incoming(self, driver: ConnectionDriver) -> None:
+        conn = Connection(driver)
+        self._pending.add(conn)
+        conn.handshake.add_done_callback(lambda fut: self._on_handshake(conn, fut))
+
+    def _on_handshake(self, conn: Connection, fut: asyncio.Future[None]) -> None:
+        self._pending.discard(conn)
+        self._socket.incoming_finished()
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        if self._state is not EndpointState.OPEN or len(self._accept_queue) >= MAX_ACCEPT_BACKLOG:
+            conn.close(1, b"endpoint not accepting")
+            return
+        if conn._quic.peer_id is None or not conn.alpn:
+            conn.close(1, b"authentication required")
+            return
+        self._track(conn)
+        self._accept_queue.append(conn)
+        waiters, self._accept_waiters = self._accept_waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    def _track(self, conn: Connection) -> None:
+        self._connections.add(conn)
+        conn._closed.add_done_callback(lambda _: self._connections.discard(conn))
+
+    async def accept(self) -> Connection:
+        """Wait for the next incoming connection, handshake done and peer authenticated."""
+        while True:
+            while self._accept_queue:
+                conn = self._accept_queue.popleft()
+                if conn.close_reason() is None:
+                    return conn
+            self._check_open()
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._accept_waiters.append(fut)
+            await fut
+
+    def _check_open(self) -> None:
+        if self._state is not EndpointState.OPEN:
+            raise EndpointClosed("endpoint is closed")
+
+    # -- closing ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close every connection (code 0) and release the sockets."""
+        if self._state is not EndpointState.OPEN:
+            return
+        self._state = EndpointState.CLOSING
+        self._socket.accepting = False
+        for conn in list(self._connections) + list(self._pending):
+            conn.close(ENDPOINT_CLOSE_CODE, b"endpoint closing")
+        # Let the close frames go out before the sockets go away.
+        for driver in list(self._socket.drivers):
+            driver.flush()
+        await asyncio.sleep(0)
+        self._socket.close()
+        for conn in list(self._connections) + list(self._pending):
+            if not conn.handshake.done():
+                conn.handshake.set_exception(EndpointClosed("endpoint closed"))
+                conn.handshake.exception()
+        self._state = EndpointState.CLOSED
+        waiters, self._accept_waiters = self._accept_waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    async def __aenter__(self) -> Endpoint:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"Endpoint(id={self.id.fmt_short()}, state={self._state.value})"

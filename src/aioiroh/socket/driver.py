@@ -1,0 +1,192 @@
+"""Drives one QUIC engine: feeds datagrams in, sends what it produces, keeps its one timer.
+
+On the dialing side the engine addresses a :class:`DialTarget`; until a path is chosen every
+datagram goes to every candidate path (iroh dials all known addresses at once, wire doc §4.3),
+and the first path the peer answers on becomes the selected one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aioquic.quic import events
+
+from .paths import DialTarget, NetworkPath
+
+if TYPE_CHECKING:
+    from ..quic.engine import QuicEngine
+    from .socket import MagicSocket
+
+logger = logging.getLogger(__name__)
+
+
+class PathStats:
+    """Per-path counters, reported by ``Connection.paths()``."""
+
+    __slots__ = ("bytes_recv", "bytes_sent", "datagrams_recv", "datagrams_sent", "last_recv")
+
+    def __init__(self) -> None:
+        self.datagrams_sent = 0
+        self.datagrams_recv = 0
+        self.bytes_sent = 0
+        self.bytes_recv = 0
+        self.last_recv: float | None = None
+
+
+class ConnectionDriver:
+    """Glue between one engine, the magic socket and the application-side Connection."""
+
+    def __init__(
+        self,
+        sock: MagicSocket,
+        quic: QuicEngine,
+        *,
+        target: DialTarget | None = None,
+        candidates: list[NetworkPath] | None = None,
+        first_path: NetworkPath | None = None,
+    ) -> None:
+        self.socket = sock
+        self.quic = quic
+        self.loop = asyncio.get_running_loop()
+        self.target = target
+        self.candidates: list[NetworkPath] = list(candidates or [])
+        self.selected: NetworkPath | None = first_path
+        self.stats: dict[NetworkPath, PathStats] = {}
+        self.cids: set[bytes] = set()
+        self.on_event: Callable[[events.QuicEvent], None] = lambda ev: None
+        self.on_flushed: Callable[[], None] = lambda: None
+        self.handshake_complete = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._flush_scheduled = False
+        self._last_send = self.loop.time()
+        self._keep_alive = getattr(getattr(quic, "settings", None), "keep_alive_interval", 5.0)
+        self.closed = False
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    def receive(self, data: bytes, path: NetworkPath, now: float) -> None:
+        st = self.stats.get(path)
+        if st is None:
+            st = self.stats[path] = PathStats()
+        st.datagrams_recv += 1
+        st.bytes_recv += len(data)
+        st.last_recv = now
+        if self.target is not None:
+            if self.selected is None:
+                # The first path the peer answers on wins; the rest stop getting copies.
+                self.selected = path
+            self.quic.receive_datagram(data, self.target, now)
+        else:
+            if not self.handshake_complete and path != self.selected:
+                # A duplicate Initial over another transport (iroh dials relay and UDP at
+                # once): answer on one path only.
+                return
+            self.quic.receive_datagram(data, path, now)
+
+    # -- outbound --------------------------------------------------------------------------
+
+    def schedule_flush(self) -> None:
+        """Flush once at the next loop turn; many writes in one turn share one flush."""
+        if not self._flush_scheduled and not self.closed:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if self.closed:
+            return
+        quic = self.quic
+        while (event := quic.next_event()) is not None:
+            if isinstance(event, events.ConnectionIdIssued):
+                self.cids.add(event.connection_id)
+                self.socket.register_cid(event.connection_id, self)
+            elif isinstance(event, events.ConnectionIdRetired):
+                self.cids.discard(event.connection_id)
+                self.socket.unregister_cid(event.connection_id)
+            elif isinstance(event, events.HandshakeCompleted):
+                self.handshake_complete = True
+            try:
+                self.on_event(event)
+            except Exception:  # an application bug must not kill the socket
+                logger.exception("connection event handler failed")
+        now = self.loop.time()
+        sent = False
+        for data, addr in quic.datagrams_to_send(now):
+            self._send(data, addr)
+            sent = True
+        if sent:
+            self._last_send = now
+        self.on_flushed()
+        if quic.is_terminated:
+            self._terminate()
+            return
+        self._arm_timer()
+
+    def _send(self, data: bytes, addr: Any) -> None:
+        if addr is self.target:
+            if self.selected is not None:
+                paths: list[NetworkPath] = [self.selected]
+            else:
+                paths = self.candidates
+        else:
+            paths = [addr]
+        for path in paths:
+            st = self.stats.get(path)
+            if st is None:
+                st = self.stats[path] = PathStats()
+            st.datagrams_sent += 1
+            st.bytes_sent += len(data)
+            self.socket.send(data, path)
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def _deadline(self) -> float | None:
+        at = self.quic.get_timer()
+        if self.handshake_complete and not self.quic.is_closing:
+            keep_alive_at = self._last_send + self._keep_alive
+            at = keep_alive_at if at is None else min(at, keep_alive_at)
+        return at
+
+    def _arm_timer(self) -> None:
+        at = self._deadline()
+        if at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = at
+        if at is not None:
+            self._timer = self.loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self.closed:
+            return
+        now = self.loop.time()
+        quic_at = self.quic.get_timer()
+        if quic_at is not None and now >= quic_at:
+            self.quic.handle_timer(now)
+        if (
+            self.handshake_complete
+            and not self.quic.is_closing
+            and now >= self._last_send + self._keep_alive
+        ):
+            self.quic.send_ping(0)
+        self.flush()
+
+    def _terminate(self) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.socket.remove_driver(self)
+
+    def abort(self) -> None:
+        """Drop the connection without sending anything more (endpoint shutdown)."""
+        if not self.closed:
+            self._terminate()

@@ -1,0 +1,232 @@
+"""The magic socket: owns the transports and routes QUIC datagrams to connections.
+
+Inbound datagrams are routed by destination connection ID (iroh uses 8-byte CIDs, so short
+headers are routed with one slice and one dict lookup); an unknown Initial creates a server
+connection. Outbound datagrams go out on the transport their path names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import Final
+
+from aioquic.buffer import Buffer, BufferReadError
+from aioquic.quic.packet import QuicPacketType, pull_quic_header
+
+from ..base.key import PublicKey, SecretKey
+from ..quic.aioquic_connection import CID_LENGTH, IrohQuicConnection, QuicSettings
+from .driver import ConnectionDriver
+from .paths import DialTarget, IpPath, NetworkPath, RelayPath
+from .udp import Batch, UdpSocket
+
+logger = logging.getLogger(__name__)
+
+# Handshakes we are willing to run at once as a server; more Initials are dropped.
+MAX_PENDING_INCOMING: Final = 256
+# RFC 9000 §14.1: a client's first datagram is at least 1200 bytes.
+MIN_INITIAL_SIZE: Final = 1200
+QUIC_V1: Final = 1
+
+
+class SocketStats:
+    __slots__ = ("dropped_incoming", "dropped_malformed", "dropped_unknown_cid", "recv_datagrams")
+
+    def __init__(self) -> None:
+        self.recv_datagrams = 0
+        self.dropped_unknown_cid = 0
+        self.dropped_malformed = 0
+        self.dropped_incoming = 0
+
+
+class MagicSocket:
+    """UDP (IPv4 + IPv6) transports plus connection-ID demultiplexing."""
+
+    def __init__(
+        self,
+        secret_key: SecretKey,
+        *,
+        alpns: Callable[[], list[bytes]],
+        on_incoming: Callable[[ConnectionDriver], None],
+        settings: QuicSettings | None = None,
+    ) -> None:
+        self.secret_key = secret_key
+        self._alpns = alpns
+        self._on_incoming = on_incoming
+        self.settings = settings or QuicSettings()
+        self.udp4: UdpSocket | None = None
+        self.udp6: UdpSocket | None = None
+        self.relay_send: Callable[[RelayPath, bytes], None] | None = None
+        self._cids: dict[bytes, ConnectionDriver] = {}
+        self._drivers: set[ConnectionDriver] = set()
+        self._pending_incoming = 0
+        self._touched: list[ConnectionDriver] = []
+        self.stats = SocketStats()
+        self.loop = asyncio.get_running_loop()
+        self.accepting = True
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def bind(self, v4: tuple[str, int] | None, v6: tuple[str, int] | None) -> None:
+        if v4 is not None:
+            self.udp4 = UdpSocket(socket.AF_INET, v4[0], v4[1], self._on_udp_batch)
+        if v6 is not None:
+            try:
+                self.udp6 = UdpSocket(socket.AF_INET6, v6[0], v6[1], self._on_udp_batch)
+            except OSError as exc:  # a host without IPv6 still works on IPv4
+                if self.udp4 is None:
+                    raise
+                logger.info("no IPv6 socket: %s", exc)
+
+    def local_addrs(self) -> list[tuple[str, int]]:
+        return [u.local_addr for u in (self.udp4, self.udp6) if u is not None]
+
+    @property
+    def drivers(self) -> set[ConnectionDriver]:
+        return self._drivers
+
+    def close(self) -> None:
+        for driver in list(self._drivers):
+            driver.abort()
+        for udp in (self.udp4, self.udp6):
+            if udp is not None:
+                udp.close()
+
+    # -- connections -----------------------------------------------------------------------
+
+    def dial(
+        self,
+        remote: PublicKey,
+        paths: list[NetworkPath],
+        alpn: bytes,
+        *,
+        alpns: list[bytes] | None = None,
+    ) -> ConnectionDriver:
+        """Start a client connection to ``remote`` over every path in ``paths``."""
+        quic = IrohQuicConnection(
+            secret_key=self.secret_key,
+            is_client=True,
+            alpns=[alpn, *(alpns or [])],
+            expected_peer=remote,
+            settings=self.settings,
+        )
+        target = DialTarget(remote)
+        driver = ConnectionDriver(self, quic, target=target, candidates=paths)
+        self._add(driver, quic.host_cid)
+        quic.connect(target, self.loop.time())
+        return driver
+
+    def _add(self, driver: ConnectionDriver, cid: bytes) -> None:
+        self._drivers.add(driver)
+        driver.cids.add(cid)
+        self._cids[cid] = driver
+
+    def register_cid(self, cid: bytes, driver: ConnectionDriver) -> None:
+        self._cids[cid] = driver
+
+    def unregister_cid(self, cid: bytes) -> None:
+        self._cids.pop(cid, None)
+
+    def remove_driver(self, driver: ConnectionDriver) -> None:
+        self._drivers.discard(driver)
+        for cid in driver.cids:
+            if self._cids.get(cid) is driver:
+                del self._cids[cid]
+        driver.cids.clear()
+
+    def incoming_finished(self) -> None:
+        """A server handshake ended (either way): it no longer counts as pending."""
+        self._pending_incoming = max(0, self._pending_incoming - 1)
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    def _on_udp_batch(self, batch: Batch) -> None:
+        for data, addr in batch:
+            self.receive(data, IpPath(addr[0], addr[1]))
+        self._flush_touched()
+
+    def receive_batch(self, datagrams: list[tuple[bytes, NetworkPath]]) -> None:
+        """Entry point for non-UDP transports (relay): route, then flush once."""
+        for data, path in datagrams:
+            self.receive(data, path)
+        self._flush_touched()
+
+    def _flush_touched(self) -> None:
+        touched, self._touched = self._touched, []
+        for driver in touched:
+            driver.flush()
+
+    def receive(self, data: bytes, path: NetworkPath) -> None:
+        self.stats.recv_datagrams += 1
+        if not data:
+            self.stats.dropped_malformed += 1
+            return
+        first = data[0]
+        if first & 0x80:
+            if len(data) < 7:
+                self.stats.dropped_malformed += 1
+                return
+            dcid_len = data[5]
+            dcid = data[6 : 6 + dcid_len]
+        else:
+            dcid = data[1 : 1 + CID_LENGTH]
+        driver = self._cids.get(dcid)
+        if driver is None:
+            if first & 0x80:
+                driver = self._maybe_accept(data, path)
+            if driver is None:
+                self.stats.dropped_unknown_cid += 1
+                return
+        now = self.loop.time()
+        try:
+            driver.receive(data, path, now)
+        except Exception:  # a malformed packet must never take the socket down
+            logger.exception("error processing datagram from %s", path)
+            self.stats.dropped_malformed += 1
+            return
+        if not driver.closed and driver not in self._touched:
+            self._touched.append(driver)
+
+    def _maybe_accept(self, data: bytes, path: NetworkPath) -> ConnectionDriver | None:
+        if not self.accepting or len(data) < MIN_INITIAL_SIZE:
+            return None
+        try:
+            header = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
+        except (BufferReadError, ValueError):
+            self.stats.dropped_malformed += 1
+            return None
+        if header.version != QUIC_V1 or header.packet_type != QuicPacketType.INITIAL:
+            return None
+        alpns = self._alpns()
+        if not alpns:
+            return None
+        if self._pending_incoming >= MAX_PENDING_INCOMING:
+            self.stats.dropped_incoming += 1
+            return None
+        quic = IrohQuicConnection(
+            secret_key=self.secret_key,
+            is_client=False,
+            alpns=alpns,
+            original_destination_connection_id=header.destination_cid,
+            settings=self.settings,
+        )
+        driver = ConnectionDriver(self, quic, first_path=path)
+        self._add(driver, quic.host_cid)
+        # Duplicate Initials (same DCID over another transport) must reach this connection.
+        driver.cids.add(header.destination_cid)
+        self._cids[header.destination_cid] = driver
+        self._pending_incoming += 1
+        self._on_incoming(driver)
+        return driver
+
+    # -- outbound --------------------------------------------------------------------------
+
+    def send(self, data: bytes, path: NetworkPath) -> None:
+        if isinstance(path, IpPath):
+            udp = self.udp6 if path.is_ipv6 else self.udp4
+            if udp is not None:
+                udp.send(data, path.sockaddr)
+        elif self.relay_send is not None:
+            self.relay_send(path, data)
