@@ -1,0 +1,653 @@
+"""The relay transport: QUIC datagrams to and from endpoints through iroh relays (wire doc §4.4).
+
+:class:`RelayTransport` is what the socket talks to for every relay path:
+
+* **Home relay.** On :meth:`~RelayTransport.start` every relay in the map is probed with
+  ``GET /ping`` (3 probes each, concurrently across relays); the lowest median wins and
+  is published on :attr:`~RelayTransport.home_relay`. The home connection is kept up
+  forever, reconnecting with exponential backoff (10 ms … 16 s, jittered).
+  :meth:`~RelayTransport.online` resolves once it is connected and authenticated.
+* **Other relays on demand.** :meth:`~RelayTransport.send` to a relay we are not connected
+  to (a peer's own relay) opens a connection there; it is closed again after 60 s without
+  writes, like iroh's ``RELAY_INACTIVE_CLEANUP_TIME``.
+* **Sending never blocks.** Datagrams go into a bounded per-relay queue (full → dropped and
+  counted). While a relay is (re)connecting they wait at most 3 s (about three QUIC PTOs),
+  then they are dropped. A flush writes up to 20 frames, coalescing consecutive datagrams
+  to the same destination into GSO-style batch frames when their sizes allow it.
+* **Receiving.** Batches are split by segment size and handed to ``on_recv`` one datagram
+  at a time; the ECN byte is ignored on receive, as iroh does.
+* ``Restarting`` from a relay makes us reconnect after the advised delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import statistics
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiohttp
+
+from ...base.key import EndpointId, SecretKey
+from ...base.relay_url import RelayUrl
+from ...errors import RelayAuthError, RelayError
+from ...relay.client import CONNECT_TIMEOUT, PING_INTERVAL, RelayClient
+from ...relay.protocol.frames import (
+    MAX_PACKET_SIZE,
+    ClientToRelayDatagrams,
+    Datagrams,
+    EndpointGone,
+    Health,
+    RelayToClientDatagrams,
+    Restarting,
+    Status,
+    encode_client_msg,
+)
+from ...relay.protocol.ping import DEFAULT_PING_TIMEOUT
+from ...relay.protocol.version import PROBE_PATH, SUBPROTOCOLS
+from ...relay.relay_map import RelayMap
+from ...util.backoff import DEFAULT_BACKOFF, Backoff
+from ...util.watch import Watchable
+
+__all__ = [
+    "RelayRecvCallback",
+    "RelayTransport",
+    "RelayTransportConfig",
+    "RelayTransportMetrics",
+    "choose_home_relay",
+    "probe_relay",
+]
+
+logger = logging.getLogger(__name__)
+
+RelayRecvCallback = Callable[[RelayUrl, EndpointId, bytes], None]
+"""``on_recv(relay_url, src, datagram)``: called once per received datagram; must not block."""
+
+# Datagrams queued per relay connection before new ones are dropped.
+SEND_QUEUE_MAX: Final = 512
+# Frames written per flush (iroh SEND_DATAGRAM_BATCH_SIZE): keeps pings and pongs from
+# waiting behind a long burst.
+SEND_BATCH_FRAMES: Final = 20
+# How long datagrams wait for a relay that is (re)connecting: ~3 QUIC initial PTOs (iroh).
+UNDELIVERABLE_TIMEOUT: Final = 3.0
+# Non-home relay connections are closed after this long without writes (iroh).
+INACTIVE_TIMEOUT: Final = 60.0
+# Relays we keep connections to at once (home + peers' relays); more → datagrams dropped.
+MAX_ACTIVE_RELAYS: Final = 64
+# /ping probes per relay when choosing the home relay (iroh's net_report sends 3).
+PROBES_PER_RELAY: Final = 3
+PROBE_TIMEOUT: Final = 3.0
+# Re-probing when no relay answered at all: start at 1 s, back off to 30 s.
+PROBE_RETRY_BACKOFF: Final = Backoff(min_delay=1.0, max_delay=30.0)
+# Frame overhead of a batch: type tag, dst id, ECN, segment size.
+_BATCH_OVERHEAD: Final = 1 + 32 + 1 + 2
+# Largest datagram payload one frame can carry.
+MAX_DATAGRAM_PAYLOAD: Final = MAX_PACKET_SIZE - (_BATCH_OVERHEAD - 1)
+# Segment sizes travel as a u16.
+_MAX_SEGMENT_SIZE: Final = 0xFFFF
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelayTransportConfig:
+    """Tuning knobs of :class:`RelayTransport`; the defaults are iroh's."""
+
+    send_queue_max: int = SEND_QUEUE_MAX
+    """Datagrams queued per relay before dropping."""
+    send_batch_frames: int = SEND_BATCH_FRAMES
+    """Frames written per flush."""
+    undeliverable_timeout: float = UNDELIVERABLE_TIMEOUT
+    """Seconds a queued datagram may wait for a connection."""
+    inactive_timeout: float = INACTIVE_TIMEOUT
+    """Seconds without writes after which a non-home relay connection is closed."""
+    max_active_relays: int = MAX_ACTIVE_RELAYS
+    """Relay connections kept at once."""
+    connect_timeout: float = CONNECT_TIMEOUT
+    """Dial, upgrade and handshake timeout per connection attempt."""
+    ping_interval: float = PING_INTERVAL
+    """Keep-alive ping period of each relay connection."""
+    ping_timeout: float = DEFAULT_PING_TIMEOUT
+    """How long a keep-alive ping may go unanswered."""
+    backoff: Backoff = DEFAULT_BACKOFF
+    """Reconnect schedule."""
+    probes_per_relay: int = PROBES_PER_RELAY
+    """``/ping`` probes per relay when choosing the home relay."""
+    probe_timeout: float = PROBE_TIMEOUT
+    """Timeout of one ``/ping`` probe."""
+    probe_retry_backoff: Backoff = PROBE_RETRY_BACKOFF
+    """Schedule for re-probing when no relay answered."""
+    protocols: tuple[str, ...] = SUBPROTOCOLS
+    """Relay protocol versions offered, preferred first."""
+    home_relay: RelayUrl | None = None
+    """Use this relay as home instead of probing (it need not be in the map)."""
+
+
+@dataclass(slots=True)
+class RelayTransportMetrics:
+    """Counters of one :class:`RelayTransport` (monotonic)."""
+
+    datagrams_sent: int = 0
+    """Datagrams written to a relay."""
+    bytes_sent: int = 0
+    """Datagram payload bytes written to a relay."""
+    frames_sent: int = 0
+    """Datagram frames written (a batch frame counts once)."""
+    datagrams_received: int = 0
+    """Datagrams delivered to ``on_recv``."""
+    bytes_received: int = 0
+    """Datagram payload bytes delivered to ``on_recv``."""
+    send_dropped_queue_full: int = 0
+    """Datagrams dropped because the relay's send queue was full."""
+    send_dropped_undeliverable: int = 0
+    """Datagrams dropped after waiting too long for a connection (or lost with one)."""
+    send_dropped_invalid: int = 0
+    """Datagrams dropped as too large, or while closed, or over the relay limit."""
+    recv_dropped: int = 0
+    """Received datagrams dropped (``on_recv`` raised, or the client's queue overflowed)."""
+    connects: int = 0
+    """Successful relay connections (including reconnects)."""
+    connect_failures: int = 0
+    """Failed connection attempts."""
+    endpoints_gone: int = 0
+    """EndpointGone notices received."""
+
+
+@dataclass(slots=True)
+class _Queued:
+    dst: EndpointId
+    contents: bytes
+    ecn: int
+    segment_size: int | None
+    enqueued_at: float
+
+
+def _segments(size: int, segment_size: int | None) -> int:
+    """How many datagrams ``size`` bytes cut at ``segment_size`` make."""
+    if not segment_size:
+        return 1
+    return max(-(-size // segment_size), 1)
+
+
+# --- home relay selection --------------------------------------------------------------------
+
+
+def _probe_url(url: RelayUrl) -> str:
+    scheme = "https" if url.is_secure else "http"
+    port = f":{url.explicit_port}" if url.explicit_port is not None else ""
+    return f"{scheme}://{url.host_str}{port}{PROBE_PATH}"
+
+
+async def probe_relay(
+    session: aiohttp.ClientSession,
+    url: RelayUrl,
+    *,
+    count: int = PROBES_PER_RELAY,
+    timeout: float = PROBE_TIMEOUT,
+) -> list[float]:
+    """Latencies in seconds of ``count`` sequential ``GET /ping`` probes that got a 2xx.
+
+    Failed probes are left out, so an unreachable relay gives an empty list.
+    """
+    loop = asyncio.get_running_loop()
+    target = _probe_url(url)
+    latencies: list[float] = []
+    for _ in range(count):
+        started = loop.time()
+        try:
+            async with asyncio.timeout(timeout), session.get(target) as resp:
+                await resp.read()
+                ok = 200 <= resp.status < 300
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            logger.debug("relay probe %s failed: %s", target, exc)
+            continue
+        if ok:
+            latencies.append(loop.time() - started)
+    return latencies
+
+
+def choose_home_relay(latencies: Mapping[RelayUrl, Iterable[float]]) -> RelayUrl | None:
+    """The relay with the lowest median latency; ties go to the earlier one; None if none."""
+    best: tuple[float, RelayUrl] | None = None
+    for url, samples in latencies.items():
+        values = list(samples)
+        if not values:
+            continue
+        median = statistics.median(values)
+        if best is None or median < best[0]:
+            best = (median, url)
+    return None if best is None else best[1]
+
+
+# --- the transport ---------------------------------------------------------------------------
+
+
+class RelayTransport:
+    """Sends and receives QUIC datagrams through relays; see the module docstring."""
+
+    def __init__(
+        self,
+        secret_key: SecretKey,
+        relay_map: RelayMap | Iterable[RelayUrl | str],
+        on_recv: RelayRecvCallback,
+        *,
+        config: RelayTransportConfig | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        """Prepare the transport; nothing happens on the network before :meth:`start`.
+
+        ``relay_map`` is a :class:`RelayMap` or an iterable of relay URLs (auth tokens come
+        from the map's :class:`RelayConfig` entries). ``rng`` feeds the reconnect jitter.
+        """
+        self.secret_key = secret_key
+        self.relay_map = relay_map if isinstance(relay_map, RelayMap) else RelayMap(relay_map)
+        self.config = config or RelayTransportConfig()
+        self.metrics = RelayTransportMetrics()
+        """Counters; read them, don't write them."""
+        self.home_relay: Watchable[RelayUrl | None] = Watchable(None)
+        """The chosen home relay (None until chosen)."""
+        self._on_recv = on_recv
+        self._rng = rng
+        self._online: Watchable[bool] = Watchable(False)
+        self._relays: dict[RelayUrl, _ActiveRelay] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self._started = False
+        self._closed = False
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Begin choosing a home relay and connecting to it; returns immediately."""
+        if self._started:
+            raise RuntimeError("RelayTransport already started")
+        if self._closed:
+            raise RelayError("RelayTransport is closed")
+        self._started = True
+        self._session = aiohttp.ClientSession()
+        self._spawn(self._select_home(), "relay-home-select")
+
+    async def online(self) -> None:
+        """Wait until connected and authenticated to the home relay."""
+        await self._online.wait_for(bool)
+
+    @property
+    def is_online(self) -> bool:
+        """True while the home relay connection is up."""
+        return self._online.get()
+
+    def connected_relays(self) -> list[RelayUrl]:
+        """Relays with a live connection right now."""
+        return [url for url, r in self._relays.items() if r.client is not None]
+
+    async def close(self) -> None:
+        """Close every relay connection and stop all tasks. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._relays.clear()
+        if self._session is not None:
+            await self._session.close()
+        self._online.set(False)
+        self._online.close()
+        self.home_relay.close()
+
+    async def __aenter__(self) -> RelayTransport:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        home = self.home_relay.get()
+        return (
+            f"<RelayTransport {self.secret_key.public().fmt_short()} home={home} "
+            f"relays={len(self._relays)} online={self.is_online}>"
+        )
+
+    # --- sending ------------------------------------------------------------------------------
+
+    def send(
+        self,
+        url: RelayUrl,
+        dst: EndpointId,
+        data: bytes,
+        segment_size: int | None = None,
+        ecn: int = 0,
+    ) -> bool:
+        """Queue ``data`` for ``dst`` via relay ``url``; False if it was dropped (and counted).
+
+        With ``segment_size``, ``data`` holds several datagrams of that size (the last may be
+        shorter). Connects to ``url`` if needed. Never blocks.
+        """
+        m = self.metrics
+        if self._closed or not self._started:
+            m.send_dropped_invalid += 1
+            return False
+        if len(data) > MAX_DATAGRAM_PAYLOAD or not 0 <= ecn <= 3:
+            m.send_dropped_invalid += 1
+            return False
+        if segment_size is not None and (
+            segment_size <= 0 or segment_size > _MAX_SEGMENT_SIZE or segment_size >= len(data)
+        ):
+            segment_size = None
+        relay = self._relays.get(url)
+        if relay is None:
+            if len(self._relays) >= self.config.max_active_relays:
+                m.send_dropped_invalid += 1
+                return False
+            relay = self._add_relay(url, is_home=False)
+        return relay.enqueue(dst, bytes(data), ecn, segment_size)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _auth_token(self, url: RelayUrl) -> str | None:
+        config = self.relay_map.get(url)
+        return None if config is None else config.auth_token
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _add_relay(self, url: RelayUrl, *, is_home: bool) -> _ActiveRelay:
+        relay = _ActiveRelay(self, url, is_home=is_home)
+        self._relays[url] = relay
+        self._spawn(relay.run(), f"relay-active {url}")
+        return relay
+
+    def _relay_done(self, relay: _ActiveRelay) -> None:
+        if self._relays.get(relay.url) is relay:
+            del self._relays[relay.url]
+
+    def _set_connected(self, relay: _ActiveRelay, connected: bool) -> None:
+        if relay.is_home and not self._closed:
+            self._online.set(connected)
+
+    def _deliver(self, url: RelayUrl, msg: RelayToClientDatagrams) -> None:
+        m = self.metrics
+        for datagram in msg.datagrams.split():
+            try:
+                self._on_recv(url, msg.src, datagram)
+            except Exception:
+                m.recv_dropped += 1
+                logger.exception("relay on_recv callback failed")
+                continue
+            m.datagrams_received += 1
+            m.bytes_received += len(datagram)
+
+    async def _select_home(self) -> None:
+        """Probe the relays, pick the home relay, retrying while none answers."""
+        cfg = self.config
+        if cfg.home_relay is not None:
+            self._make_home(cfg.home_relay)
+            return
+        assert self._session is not None
+        attempt = 0
+        while True:
+            urls = self.relay_map.urls()
+            results = await asyncio.gather(
+                *(
+                    probe_relay(
+                        self._session, u, count=cfg.probes_per_relay, timeout=cfg.probe_timeout
+                    )
+                    for u in urls
+                )
+            )
+            latencies = dict(zip(urls, results))
+            logger.debug("relay probe results: %s", latencies)
+            home = choose_home_relay(latencies)
+            if home is not None:
+                self._make_home(home)
+                return
+            delay = cfg.probe_retry_backoff.delay(attempt, self._rng)
+            attempt += 1
+            logger.info("no relay answered /ping; probing again in %.1f s", delay)
+            await asyncio.sleep(delay)
+
+    def _make_home(self, url: RelayUrl) -> None:
+        relay = self._relays.get(url)
+        if relay is None:
+            self._add_relay(url, is_home=True)
+        else:
+            relay.is_home = True
+            if relay.client is not None:
+                self._online.set(True)
+        self.home_relay.set(url)
+        logger.info("home relay is %s", url)
+
+
+class _ActiveRelay:
+    """One relay: its send queue and the task that keeps a connection to it."""
+
+    def __init__(self, transport: RelayTransport, url: RelayUrl, *, is_home: bool) -> None:
+        self.transport = transport
+        self.url = url
+        self.is_home = is_home
+        self.client: RelayClient | None = None
+        self.queue: deque[_Queued] = deque()
+        self.wake = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+        self.last_write = self.loop.time()
+        self.closing = False
+        # Set by the reader when the connection ends, or when the relay asks us to reconnect.
+        self._reader_done = False
+        self._restart_delay: float | None = None
+
+    def enqueue(self, dst: EndpointId, data: bytes, ecn: int, segment_size: int | None) -> bool:
+        m = self.transport.metrics
+        now = self.loop.time()
+        if self.client is None:
+            self._drop_expired(now)
+        if len(self.queue) >= self.transport.config.send_queue_max or self.closing:
+            m.send_dropped_queue_full += 1
+            return False
+        self.queue.append(_Queued(dst, data, ecn, segment_size, now))
+        self.last_write = now
+        self.wake.set()
+        return True
+
+    def _drop_expired(self, now: float) -> None:
+        limit = now - self.transport.config.undeliverable_timeout
+        queue = self.queue
+        while queue and queue[0].enqueued_at <= limit:
+            queue.popleft()
+            self.transport.metrics.send_dropped_undeliverable += 1
+
+    def _idle_deadline(self) -> float | None:
+        if self.is_home:
+            return None
+        return self.last_write + self.transport.config.inactive_timeout
+
+    async def _wait(self, timeout: float | None) -> None:
+        """Wait for a wake-up (new datagrams, reader finished) or ``timeout`` seconds."""
+        if timeout is not None and timeout <= 0:
+            return
+        self.wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.wake.wait()
+
+    async def run(self) -> None:
+        transport = self.transport
+        cfg = transport.config
+        attempt = 0
+        try:
+            while True:
+                try:
+                    client = await RelayClient.connect(
+                        self.url,
+                        transport.secret_key,
+                        protocols=cfg.protocols,
+                        auth_token=transport._auth_token(self.url),
+                        timeout=cfg.connect_timeout,
+                        ping_interval=cfg.ping_interval,
+                        ping_timeout=cfg.ping_timeout,
+                        session=transport._session,
+                    )
+                except RelayError as exc:
+                    transport.metrics.connect_failures += 1
+                    level = logging.WARNING if isinstance(exc, RelayAuthError) else logging.DEBUG
+                    logger.log(level, "relay %s: connect failed: %s", self.url, exc)
+                    delay = cfg.backoff.delay(attempt, transport._rng)
+                    attempt += 1
+                    if not await self._backoff(delay):
+                        return
+                    continue
+                attempt = 0
+                transport.metrics.connects += 1
+                reconnect_in = await self._serve(client)
+                if reconnect_in is None:
+                    return  # idle non-home relay
+                if not await self._backoff(reconnect_in):
+                    return
+        finally:
+            self.closing = True
+            transport.metrics.send_dropped_undeliverable += len(self.queue)
+            self.queue.clear()
+            transport._relay_done(self)
+
+    async def _backoff(self, delay: float) -> bool:
+        """Sleep before reconnecting, dropping stale datagrams; False if we should stop (idle)."""
+        end = self.loop.time() + delay
+        while True:
+            now = self.loop.time()
+            self._drop_expired(now)
+            idle = self._idle_deadline()
+            if idle is not None and now >= idle and not self.queue:
+                return False
+            if now >= end:
+                return True
+            # Wake early only to expire datagrams; new ones simply wait in the queue.
+            next_check = end
+            if self.queue:
+                next_check = min(
+                    next_check,
+                    self.queue[0].enqueued_at + self.transport.config.undeliverable_timeout,
+                )
+            await asyncio.sleep(max(next_check - now, 0))
+
+    async def _serve(self, client: RelayClient) -> float | None:
+        """Run one connection; returns the reconnect delay, or None to stop (idle)."""
+        transport = self.transport
+        self.client = client
+        self._reader_done = False
+        self._restart_delay = None
+        transport._set_connected(self, True)
+        reader = asyncio.create_task(self._read(client), name=f"relay-recv {self.url}")
+        try:
+            while True:
+                if self._reader_done:
+                    break
+                if self.queue:
+                    try:
+                        await self._flush(client)
+                    except RelayError as exc:
+                        logger.debug("relay %s: send failed: %s", self.url, exc)
+                        break
+                    continue
+                idle = self._idle_deadline()
+                now = self.loop.time()
+                if idle is not None and now >= idle:
+                    # Stop taking datagrams now; a later send() starts a fresh connection.
+                    self.closing = True
+                    transport._relay_done(self)
+                    return None
+                await self._wait(None if idle is None else idle - now)
+        finally:
+            self.client = None
+            transport._set_connected(self, False)
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            await client.close()
+        if self._restart_delay is not None:
+            return self._restart_delay
+        # A connection that worked is retried at once (first backoff step), as iroh does.
+        return self.transport.config.backoff.delay(0, self.transport._rng)
+
+    async def _flush(self, client: RelayClient) -> None:
+        """Write up to ``send_batch_frames`` frames from the queue, coalescing batches."""
+        cfg = self.transport.config
+        m = self.transport.metrics
+        now = self.loop.time()
+        self._drop_expired(now)
+        frames: list[bytes] = []
+        datagrams = 0
+        payload = 0
+        queue = self.queue
+        while queue and len(frames) < cfg.send_batch_frames:
+            first = queue.popleft()
+            seg = first.segment_size or len(first.contents)
+            parts = [first.contents]
+            total = len(first.contents)
+            count = _segments(total, first.segment_size)
+            # A batch can only grow while its last datagram is full-sized (GSO rule).
+            full = 0 < seg <= _MAX_SEGMENT_SIZE and total % seg == 0
+            while queue and full:
+                nxt = queue[0]
+                if nxt.dst != first.dst or nxt.ecn != first.ecn:
+                    break
+                size = len(nxt.contents)
+                fits = size <= seg if nxt.segment_size is None else nxt.segment_size == seg
+                if not fits or total + size > MAX_DATAGRAM_PAYLOAD:
+                    break
+                queue.popleft()
+                parts.append(nxt.contents)
+                total += size
+                count += _segments(size, seg)
+                full = size % seg == 0
+            contents = parts[0] if len(parts) == 1 else b"".join(parts)
+            segment_size = seg if total > seg else None
+            msg = ClientToRelayDatagrams(first.dst, Datagrams(first.ecn, segment_size, contents))
+            frames.append(encode_client_msg(msg))
+            datagrams += count
+            payload += total
+        if not frames:
+            return
+        try:
+            await client.send_frames(frames)
+        except RelayError:
+            m.send_dropped_undeliverable += datagrams
+            raise
+        m.frames_sent += len(frames)
+        m.datagrams_sent += datagrams
+        m.bytes_sent += payload
+
+    async def _read(self, client: RelayClient) -> None:
+        transport = self.transport
+        try:
+            while True:
+                msg = await client.recv()
+                if isinstance(msg, RelayToClientDatagrams):
+                    transport._deliver(self.url, msg)
+                elif isinstance(msg, EndpointGone):
+                    transport.metrics.endpoints_gone += 1
+                    logger.debug("relay %s: %s is gone", self.url, msg.endpoint_id.fmt_short())
+                elif isinstance(msg, Restarting):
+                    logger.info(
+                        "relay %s is restarting; reconnecting in %d ms",
+                        self.url,
+                        msg.reconnect_in_ms,
+                    )
+                    self._restart_delay = msg.reconnect_in_ms / 1000
+                    return
+                elif isinstance(msg, Status | Health):
+                    logger.info("relay %s reports %s", self.url, msg)
+        except RelayError as exc:
+            logger.debug("relay %s: connection lost: %s", self.url, exc)
+        finally:
+            transport.metrics.recv_dropped += client.dropped_recv
+            self._reader_done = True
+            self.wake.set()
