@@ -1,0 +1,1 @@
+"""NAT lab: a small internet in network namespaces for end-to-end tests."""
