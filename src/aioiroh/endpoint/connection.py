@@ -268,6 +268,13 @@ class Connection:
                 fut.set_result(None)
 
     def _on_flushed(self) -> None:
+        if not self.handshake.done() and self._quic.is_closing:
+            # A failed handshake (e.g. the peer's key was wrong) is final as soon as the close
+            # is sent; don't make connect() wait out the closing period.
+            event = self._quic.close_event
+            if event is not None:
+                self.handshake.set_exception(self._handshake_error(event))
+                self.handshake.exception()
         if self._writable:
             writable, self._writable = self._writable, []
             for fut in writable:

@@ -137,6 +137,11 @@ class IrohQuicConnection(QuicConnection):
         )
 
     @property
+    def close_event(self) -> Any:
+        """The ConnectionTerminated describing a close in progress (local or remote)."""
+        return self._close_event
+
+    @property
     def smoothed_rtt(self) -> float | None:
         loss: Any = self._loss
         return loss._rtt_smoothed if loss._rtt_initialized else None
