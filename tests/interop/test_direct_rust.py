@@ -31,6 +31,8 @@ BIG = 10 * 1024 * 1024
 
 
 async def rust_echo_conn(conn: iroh.Connection) -> None:
+    handlers: set[asyncio.Future[None]] = set()
+
     async def bis() -> None:
         while True:
             bi = await conn.accept_bi()
@@ -40,7 +42,9 @@ async def rust_echo_conn(conn: iroh.Connection) -> None:
                 await bi.send().write_all(data)
                 await bi.send().finish()
 
-            asyncio.ensure_future(one())
+            fut = asyncio.ensure_future(one())
+            handlers.add(fut)
+            fut.add_done_callback(handlers.discard)
 
     async def unis() -> None:
         while True:
@@ -59,9 +63,9 @@ async def rust_echo_conn(conn: iroh.Connection) -> None:
     try:
         await conn.closed()
     finally:
-        for t in tasks:
+        for t in [*tasks, *handlers]:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *handlers, return_exceptions=True)
 
 
 async def ours_echo_conn(conn: Connection) -> None:
