@@ -15,9 +15,9 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from ..base.key import EndpointId
+from ..base.relay_url import RelayUrl
 from ..errors import DecodeError
 
 __all__ = [
@@ -73,30 +73,9 @@ def _is_hex(text: str, *, empty: bool = False) -> bool:
     return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
-def normalize_relay_url(text: str) -> str:
-    """The serialized form Rust's URL parser gives a relay URL; raise :class:`DecodeError`.
-
-    Scheme and host are lowercased, an empty path becomes ``/``, a trailing dot in the host is
-    kept (wire doc §7.3). Only ``http``/``https`` with a host are accepted.
-    """
-    try:
-        parts = urlsplit(text.strip())
-        port = parts.port
-    except ValueError:
-        raise DecodeError(f"invalid relay URL: {text[:120]!r}") from None
-    scheme = parts.scheme.lower()
-    host = parts.hostname
-    if scheme not in ("http", "https") or not host or any(c.isspace() for c in text.strip()):
-        raise DecodeError(f"invalid relay URL: {text[:120]!r}")
-    default_port = 443 if scheme == "https" else 80
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if port is None or port == default_port else f"{host}:{port}"
-    path = parts.path or "/"
-    url = f"{scheme}://{netloc}{path}"
-    if parts.query:
-        url += f"?{parts.query}"
-    return url
+def normalize_relay_url(text: str | RelayUrl) -> RelayUrl:
+    """Parse a relay URL as Rust does (wire doc §7.3); raise :class:`DecodeError`."""
+    return RelayUrl(text)
 
 
 def _format_addr(addr: tuple[str, int]) -> str:
@@ -137,8 +116,8 @@ class EndpointInfo:
 
     endpoint_id: EndpointId
     """Whose information this is."""
-    relay_urls: tuple[str, ...] = ()
-    """Home relay URLs, serialized as Rust does (``https://host./``)."""
+    relay_urls: tuple[RelayUrl, ...] = ()
+    """Home relay URLs (``str`` values are parsed on construction)."""
     direct_addresses: tuple[tuple[str, int], ...] = ()
     """Direct UDP addresses as ``(ip, port)``."""
     user_data: str | None = None
@@ -147,7 +126,9 @@ class EndpointInfo:
     """Custom-transport addresses (rare; not used by aioiroh itself)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "relay_urls", _dedup(str(u) for u in self.relay_urls))
+        object.__setattr__(
+            self, "relay_urls", _dedup(normalize_relay_url(u) for u in self.relay_urls)
+        )
         object.__setattr__(
             self, "direct_addresses", _dedup((str(h), int(p)) for h, p in self.direct_addresses)
         )
@@ -233,7 +214,8 @@ class EndpointInfo:
 
     def __repr__(self) -> str:
         return (
-            f"EndpointInfo({self.endpoint_id.fmt_short()}, relay_urls={list(self.relay_urls)}, "
+            f"EndpointInfo({self.endpoint_id.fmt_short()}, "
+            f"relay_urls={[str(u) for u in self.relay_urls]}, "
             f"direct_addresses={list(self.direct_addresses)}, user_data={self.user_data!r})"
         )
 

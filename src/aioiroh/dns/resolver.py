@@ -36,11 +36,13 @@ Transport = Literal["udp", "tcp"]
 
 
 class DnsLookupError(IrohError):
-    """A DNS lookup failed: timeout, network error, or an error rcode (``rcode`` set)."""
+    """A DNS lookup failed: timeout, network error, an error rcode (``rcode`` set), or the
+    name has no records (``not_found``: an authoritative answer, not worth retrying)."""
 
-    def __init__(self, message: str, *, rcode: int | None = None) -> None:
+    def __init__(self, message: str, *, rcode: int | None = None, not_found: bool = False) -> None:
         super().__init__(message)
         self.rcode = rcode
+        self.not_found = not_found
 
 
 def _txt_values(response: dns.message.Message, qname: dns.name.Name) -> list[str]:
@@ -160,5 +162,5 @@ class DnsResolver:
         name = txt_name(endpoint_id, origin)
         values = await self.lookup_txt(name)
         if not values:
-            raise DnsLookupError(f"no iroh TXT records at {name}")
+            raise DnsLookupError(f"no iroh TXT records at {name}", not_found=True)
         return EndpointInfo.from_txt_lookup(name, values)
