@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import time
+from pathlib import Path
 
 import pytest
 from lab.harness import Device, Host, Lab, LabError, LinkUnsupported, netem_available, sweep_stale
@@ -218,8 +219,15 @@ async def test_uplink_switch_changes_public_mapping(lab: Lab) -> None:
         srv.close()
 
 
-async def test_teardown_leaves_nothing_behind() -> None:
-    before_links = run(["ip", "-o", "link"])
+STDIN_WAITER = "import sys\nsys.stdin.read()\n"  # exits when stdin closes
+STDIN_IGNORER = "import time\ntime.sleep(600)\n"  # only a kill stops it
+
+
+async def test_teardown_leaves_nothing_behind(tmp_path: Path) -> None:
+    polite = tmp_path / "polite.py"
+    polite.write_text(STDIN_WAITER)
+    stubborn = tmp_path / "stubborn.py"
+    stubborn.write_text(STDIN_IGNORER)
     before_tables = run(["nft", "list", "tables"], check=False)
     async with Lab() as lab:
         r = lab.router(nat="open")
@@ -227,25 +235,34 @@ async def test_teardown_leaves_nothing_behind() -> None:
         d.set_loss(5)
         r.set_rate("10mbit")
         lab.host("relay")
-        proc = await d.spawn_python("lab.harness._runner", "time:sleep", "600")
+        proc = await d.spawn_python(str(polite))
         names = lab.namespaces
         prefix = lab.if_prefix
-        assert all(n in run(["ip", "netns", "list"]) for n in names)
-    # Teardown ran: no namespaces, no processes, nothing new on the host.
+        listed = run(["ip", "netns", "list"])
+        assert all(n in listed for n in names)
+        assert proc.returncode is None
+    # Teardown ran: no namespaces, no processes, nothing on the host.
     listed = run(["ip", "netns", "list"])
     assert not [n for n in names if n in listed]
-    assert proc.returncode is not None
-    links = run(["ip", "-o", "link"])
-    assert prefix not in links
-    assert links.count("\n") == before_links.count("\n")
+    assert proc.returncode == 0  # it saw EOF and exited by itself
+    assert prefix not in run(["ip", "-o", "link"])
     assert run(["nft", "list", "tables"], check=False) == before_tables
-    # Also on failure inside the block.
+
+    # A child that ignores stdin is killed by the synchronous close, even mid-test.
+    lab = Lab()
+    dev = lab.device(router=lab.router(nat="strict"))
+    proc = await dev.spawn_python(str(stubborn))
+    lab.close()
+    assert await proc.stop() != 0
+    listed = run(["ip", "netns", "list"])
+    assert not [n for n in lab.namespaces if n in listed]
+
+    # And on an exception inside the block.
     with pytest.raises(RuntimeError, match="boom"), Lab() as lab2:
-        lab2.device(router=lab2.router(nat="strict"))
-        names2 = lab2.namespaces
+        lab2.device(router=lab2.router(nat="moderate"))
         raise RuntimeError("boom")
     listed = run(["ip", "netns", "list"])
-    assert not [n for n in names2 if n in listed]
+    assert not [n for n in lab2.namespaces if n in listed]
 
 
 def test_sweeper_removes_only_dead_runs_leftovers() -> None:

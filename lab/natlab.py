@@ -1,0 +1,117 @@
+"""``make natlab`` / ``python -m lab.natlab``: run the NAT lab and print what it found.
+
+For now this runs the UDP self-check: how each NAT kind maps and filters, and the UDP
+hole-punch matrix between every pair of kinds, each compared with what the kind should do.
+(The iroh connection matrix will be added here once the endpoint can run in the lab.)
+Exit status is 0 when every observation matches its expectation, 1 otherwise, 2 when the
+machine cannot run the lab (not root, tools missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+from lab.harness import NAT_KINDS, Lab, missing_prerequisites
+from lab.harness.topology import Device
+from lab.harness.udpcheck import Rendezvous, natcheck, punch_expected, punch_pair
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join("-" * w for w in widths)
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header), line, *(fmt.format(*r) for r in rows)]
+    return "\n".join(x.rstrip() for x in lines)
+
+
+def _yes(b: bool) -> str:
+    return "yes" if b else "no"
+
+
+def _device(lab: Lab, kind: str) -> Device:
+    return lab.device(router=None if kind == "none" else lab.router(nat=kind))
+
+
+async def run_udp(out: list[str]) -> bool:
+    """The UDP self-check; appends report text to ``out`` and returns overall success."""
+    ok = True
+    t0 = time.monotonic()
+    async with Lab() as lab:
+        server = lab.host("relay", n_addrs=2)
+        side_a = {k: _device(lab, k) for k in NAT_KINDS}
+        side_b = {k: _device(lab, k) for k in NAT_KINDS}
+        built = time.monotonic() - t0
+        checks = await asyncio.gather(
+            *(natcheck(side_a[k], server, port=40000 + 10 * i) for i, k in enumerate(NAT_KINDS))
+        )
+        rows = []
+        for kind, c in zip(NAT_KINDS, checks):
+            match = c.verdict == kind
+            ok &= match
+            ports = "/".join(str(p) for _, p in c.mapped)
+            rows.append(
+                [
+                    kind,
+                    ports,
+                    "EIM" if c.endpoint_independent_mapping else "EDM",
+                    _yes(c.same_ip_other_port),
+                    _yes(c.other_ip),
+                    _yes(c.unsolicited),
+                    # Only meaningful for EIM: an EDM NAT maps per destination anyway.
+                    _yes(c.inbound_first_consistent) if c.endpoint_independent_mapping else "n/a",
+                    c.verdict + ("" if match else "  << MISMATCH"),
+                ]
+            )
+        out.append(f"lab built in {built:.2f} s ({len(lab.namespaces)} namespaces)\n")
+        out.append("NAT behaviour (natcheck)")
+        head = ["kind", "mapped ports X1/Y1/X2", "mapping", "same-ip", "other-ip"]
+        head += ["unsolicited", "inbound-first ok", "verdict"]
+        out.append(_table(head, rows))
+
+        pairs = [(a, b) for a in NAT_KINDS for b in NAT_KINDS]
+        async with Rendezvous(server) as rdv:
+            results = await asyncio.gather(
+                *(punch_pair(side_a[a], side_b[b], rdv, f"{a}-{b}") for a, b in pairs)
+            )
+        cells = dict(zip(pairs, results))
+        rows = []
+        for a in NAT_KINDS:
+            row = [a]
+            for b in NAT_KINDS:
+                r = cells[(a, b)]
+                want = punch_expected(a, b)
+                ok &= r.ok == want
+                if r.ok:
+                    slowest = max(r.a.elapsed or 0.0, r.b.elapsed or 0.0)
+                    text = f"OK {slowest * 1000:.0f}ms"
+                else:
+                    text = "FAIL"
+                row.append(text + ("" if r.ok == want else " <<"))
+            rows.append(row)
+        out.append("\nUDP hole punch (row = A, column = B; '<<' marks an unexpected result)")
+        out.append(_table(["A \\ B", *NAT_KINDS], rows))
+    out.append(f"\ntotal {time.monotonic() - t0:.1f} s; namespaces removed")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for ``python -m lab.natlab``."""
+    parser = argparse.ArgumentParser(prog="python -m lab.natlab", description=__doc__)
+    parser.add_argument("matrix", nargs="?", default="udp", choices=["udp"])
+    parser.parse_args(argv)
+    problems = missing_prerequisites()
+    if problems:
+        print("cannot run the NAT lab: " + "; ".join(problems), file=sys.stderr)
+        return 2
+    out: list[str] = []
+    ok = asyncio.run(run_udp(out))
+    print("\n".join(out))
+    print("all results as expected" if ok else "UNEXPECTED RESULTS (marked above)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
