@@ -1,0 +1,298 @@
+"""n0 NAT traversal ("QNT") state machines for both QUIC roles (wire doc §3.4). Sans-I/O.
+
+The **server** advertises its candidate addresses (ADD_ADDRESS / REMOVE_ADDRESS, numbered by
+sequence) and, when a REACH_OUT of a newer round arrives, forgets the old round and probes every
+address the client reaches out from. The **client** stores the server's addresses, starts rounds
+(REACH_OUT for each of its own candidates) and probes the server's addresses. A probe is an
+off-path PATH_CHALLENGE; the engine builds and sends it, this module only says where to, with
+which challenge bytes, and when to retry. When the client gets a matching PATH_RESPONSE from the
+probed address it should open a new multipath path to that address.
+
+Time is a float in seconds passed in by the caller; challenge bytes come from a caller-supplied
+``random_bytes(n)`` callable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from ipaddress import IPv4Address, IPv6Address
+from typing import Final, TypeAlias
+
+from aioiroh.errors import IrohError
+from aioiroh.quic.frames import (
+    AddAddressFrame,
+    ReachOutFrame,
+    RemoveAddressFrame,
+    canonical_ip,
+)
+
+__all__ = [
+    "MAX_NAT_PROBE_ATTEMPTS",
+    "Addr",
+    "NatTraversalClient",
+    "NatTraversalError",
+    "NatTraversalServer",
+    "NotEnoughAddresses",
+    "TooManyAddresses",
+    "canonical_addr",
+    "probe_retry_delay",
+]
+
+Addr: TypeAlias = tuple[IPv4Address | IPv6Address, int]
+RandomBytes: TypeAlias = Callable[[int], bytes]
+
+# Probes per address and round: the first send plus 8 retries (noq n0_nat_traversal.rs).
+MAX_NAT_PROBE_ATTEMPTS: Final = 9
+# Retry backoff: base = initial_rtt / 10, doubled per attempt, exponent capped, interval ≤ 2 s.
+MAX_BACKOFF_EXPONENT: Final = 8
+MAX_RETRY_INTERVAL: Final = 2.0
+DEFAULT_INITIAL_RTT: Final = 0.333
+CHALLENGE_SIZE: Final = 8
+# Upper bound for either side's address sets, whatever the peer's TP says (it is one byte).
+MAX_ADDRESSES: Final = 255
+
+
+class NatTraversalError(IrohError):
+    """A NAT traversal operation could not be done."""
+
+
+class NotEnoughAddresses(NatTraversalError):
+    """A round needs at least one local candidate address."""
+
+
+class TooManyAddresses(NatTraversalError):
+    """An address set would exceed the limit the other side advertised (its QNT TP)."""
+
+
+def canonical_addr(addr: Addr) -> Addr:
+    """``addr`` with an IPv4-mapped IPv6 address turned into IPv4."""
+    return canonical_ip(addr[0]), addr[1]
+
+
+def probe_retry_delay(attempt: int, initial_rtt: float = DEFAULT_INITIAL_RTT) -> float:
+    """Delay after probe attempt ``attempt``: base, then base·2^(attempt-1), capped at 2 s."""
+    base = initial_rtt / 10
+    attempt = min(attempt, MAX_BACKOFF_EXPONENT)
+    interval = base if attempt == 0 else base * 2 ** (attempt - 1)
+    return min(interval, MAX_RETRY_INTERVAL)
+
+
+class _Prober:
+    """Probe bookkeeping shared by both roles: retries, challenges, the retry deadline."""
+
+    def __init__(self, random_bytes: RandomBytes, initial_rtt: float) -> None:
+        self._random_bytes = random_bytes
+        self._initial_rtt = initial_rtt
+        # addr -> probes left after the pending one; None once the address answered.
+        self._remaining: dict[Addr, int | None] = {}
+        self._pending: dict[Addr, None] = {}  # insertion-ordered set
+        self._pending_at: float | None = None
+        self._retry_at: float | None = None
+        self._attempt = 0
+        # challenge -> probed address; bounded by addresses x attempts, cleared per round.
+        self._challenges: dict[bytes, Addr] = {}
+
+    def _reset_probes(self) -> None:
+        self._remaining.clear()
+        self._pending.clear()
+        self._challenges.clear()
+        self._pending_at = None
+        self._retry_at = None
+        self._attempt = 0
+
+    def _queue(self, addr: Addr, now: float) -> None:
+        self._remaining[addr] = MAX_NAT_PROBE_ATTEMPTS - 1
+        self._pending[addr] = None
+        if self._pending_at is None:
+            self._pending_at = now
+
+    def _queue_retries(self) -> None:
+        self._attempt += 1
+        for addr, remaining in self._remaining.items():
+            if remaining:
+                self._remaining[addr] = remaining - 1
+                self._pending[addr] = None
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`poll_probes` has work next (None = nothing scheduled)."""
+        if self._pending_at is not None:
+            if self._retry_at is None:
+                return self._pending_at
+            return min(self._pending_at, self._retry_at)
+        return self._retry_at
+
+    def poll_probes(self, now: float) -> list[tuple[Addr, bytes]]:
+        """Probes due now: ``(address, 8 challenge bytes)`` pairs to send as PATH_CHALLENGE."""
+        retried = False
+        if self._retry_at is not None and now >= self._retry_at:
+            self._queue_retries()
+            retried = True
+        if not self._pending:
+            if retried:
+                self._retry_at = None
+            return []
+        first_send = self._retry_at is None
+        probes: list[tuple[Addr, bytes]] = []
+        for addr in self._pending:
+            challenge = self._random_bytes(CHALLENGE_SIZE)
+            self._challenges[challenge] = addr
+            probes.append((addr, challenge))
+        self._pending.clear()
+        self._pending_at = None
+        if retried or first_send:
+            if any(self._remaining.values()):
+                self._retry_at = now + probe_retry_delay(self._attempt, self._initial_rtt)
+            else:
+                self._retry_at = None
+        return probes
+
+    def on_path_response(self, data: bytes, from_addr: Addr) -> Addr | None:
+        """A PATH_RESPONSE arrived; returns the probed address if it answers one of our probes.
+
+        Only a response from the very address that was probed counts.
+        """
+        addr = self._challenges.get(data)
+        if addr is None or addr != canonical_addr(from_addr):
+            return None
+        del self._challenges[data]
+        self._remaining[addr] = None
+        self._pending.pop(addr, None)
+        return addr
+
+
+class NatTraversalClient(_Prober):
+    """Client side: remote candidates from ADD_ADDRESS, rounds of REACH_OUT and probes."""
+
+    def __init__(
+        self,
+        *,
+        max_remote_addresses: int,
+        max_local_addresses: int,
+        random_bytes: RandomBytes,
+        initial_rtt: float = DEFAULT_INITIAL_RTT,
+    ) -> None:
+        """``max_remote_addresses`` is our QNT TP; ``max_local_addresses`` the peer's."""
+        super().__init__(random_bytes, initial_rtt)
+        self._max_remote = min(max_remote_addresses, MAX_ADDRESSES)
+        self._max_local = min(max_local_addresses, MAX_ADDRESSES)
+        self._local: dict[Addr, None] = {}
+        self._remote: dict[int, Addr] = {}
+        self.round = 0
+        """Current round (0 = none started yet)."""
+
+    @property
+    def local_addresses(self) -> list[Addr]:
+        """Our candidate addresses, in insertion order."""
+        return list(self._local)
+
+    @property
+    def remote_addresses(self) -> dict[int, Addr]:
+        """The server's advertised addresses by sequence number."""
+        return dict(self._remote)
+
+    def add_local_address(self, addr: Addr) -> None:
+        """Register a local candidate; it is announced in the next round's REACH_OUT."""
+        addr = canonical_addr(addr)
+        if addr not in self._local and len(self._local) >= self._max_local:
+            raise TooManyAddresses(f"peer accepts at most {self._max_local} addresses")
+        self._local[addr] = None
+
+    def remove_local_address(self, addr: Addr) -> None:
+        """Forget a local candidate."""
+        self._local.pop(canonical_addr(addr), None)
+
+    def on_add_address(self, frame: AddAddressFrame) -> Addr | None:
+        """Handle ADD_ADDRESS; returns the address if it is new or changed."""
+        addr = canonical_addr((frame.ip, frame.port))
+        old = self._remote.get(frame.sequence)
+        if old == addr:
+            return None
+        if old is None and len(self._remote) >= self._max_remote:
+            raise TooManyAddresses(f"server advertised more than {self._max_remote} addresses")
+        if old is not None:
+            self._remaining.pop(old, None)
+        self._remote[frame.sequence] = addr
+        if self.round:
+            # Probed at the next retry of the running round, if it still runs.
+            self._remaining[addr] = MAX_NAT_PROBE_ATTEMPTS
+        return addr
+
+    def on_remove_address(self, frame: RemoveAddressFrame) -> Addr | None:
+        """Handle REMOVE_ADDRESS; returns the removed address if it was known."""
+        addr = self._remote.pop(frame.sequence, None)
+        if addr is not None:
+            self._remaining.pop(addr, None)
+            self._pending.pop(addr, None)
+        return addr
+
+    def initiate_round(self, now: float) -> list[ReachOutFrame]:
+        """Start a new round: REACH_OUT frames to send, and probes of every server address."""
+        if not self._local:
+            raise NotEnoughAddresses("no local candidate addresses")
+        self.round += 1
+        self._reset_probes()
+        for addr in self._remote.values():
+            self._queue(addr, now)
+        return [ReachOutFrame(self.round, ip, port) for ip, port in self._local]
+
+
+class NatTraversalServer(_Prober):
+    """Server side: local candidates as ADD/REMOVE_ADDRESS, probing REACH_OUT addresses."""
+
+    def __init__(
+        self,
+        *,
+        max_remote_addresses: int,
+        max_local_addresses: int,
+        random_bytes: RandomBytes,
+        initial_rtt: float = DEFAULT_INITIAL_RTT,
+    ) -> None:
+        """``max_remote_addresses`` is our QNT TP; ``max_local_addresses`` the peer's."""
+        super().__init__(random_bytes, initial_rtt)
+        self._max_remote = min(max_remote_addresses, MAX_ADDRESSES)
+        self._max_local = min(max_local_addresses, MAX_ADDRESSES)
+        self._local: dict[Addr, int] = {}
+        self._next_sequence = 0
+        self.round = 0
+        """Round of the latest REACH_OUT seen."""
+
+    @property
+    def local_addresses(self) -> dict[Addr, int]:
+        """Our advertised addresses with their sequence numbers."""
+        return dict(self._local)
+
+    def add_local_address(self, addr: Addr) -> AddAddressFrame | None:
+        """Register a candidate; returns the ADD_ADDRESS to send (None if already known)."""
+        addr = canonical_addr(addr)
+        if addr in self._local:
+            return None
+        if len(self._local) >= self._max_local:
+            raise TooManyAddresses(f"peer accepts at most {self._max_local} addresses")
+        sequence = self._next_sequence
+        self._next_sequence += 1
+        self._local[addr] = sequence
+        return AddAddressFrame(sequence, addr[0], addr[1])
+
+    def remove_local_address(self, addr: Addr) -> RemoveAddressFrame | None:
+        """Withdraw a candidate; returns the REMOVE_ADDRESS to send (None if unknown)."""
+        sequence = self._local.pop(canonical_addr(addr), None)
+        return None if sequence is None else RemoveAddressFrame(sequence)
+
+    def on_reach_out(self, frame: ReachOutFrame, now: float) -> bool:
+        """Handle REACH_OUT; returns True if a new address is now queued for probing.
+
+        Older rounds are ignored, a newer round discards the previous one, and retransmitted
+        frames are deduplicated.
+        """
+        if frame.round < self.round:
+            return False
+        addr = canonical_addr((frame.ip, frame.port))
+        if frame.round > self.round:
+            self.round = frame.round
+            self._reset_probes()
+        elif addr in self._remaining:
+            return False
+        elif len(self._remaining) >= self._max_remote:
+            raise TooManyAddresses(f"client reached out from more than {self._max_remote}")
+        self._queue(addr, now)
+        return True
