@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
+import yarl
 
 from aioiroh.base.key import EndpointId, SecretKey
 from aioiroh.relay.protocol.frames import (
@@ -120,7 +121,7 @@ async def open_ws(
     session = aiohttp.ClientSession()
     try:
         ws = await session.ws_connect(
-            url.rstrip("/") + RELAY_PATH,
+            yarl.URL(url).with_path(RELAY_PATH, keep_query=True),
             protocols=protocols,
             headers=headers,
             autoping=True,
