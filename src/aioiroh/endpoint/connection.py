@@ -208,6 +208,8 @@ class Connection:
         text = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else reason
         self._quic.close(error_code=error_code, reason_phrase=text)
         self._driver.schedule_flush()
+        # Like Rust, a local close is final at once; the close frame goes out on the next flush.
+        self._finish(LocallyClosed("connection closed locally", code=error_code, reason=text))
 
     async def closed(self) -> ConnectionLost:
         """Wait until the connection is closed; returns the reason as an exception object."""
@@ -325,6 +327,8 @@ class Connection:
         recv._feed(event.data, event.end_stream)
 
     def _on_terminated(self, event: events.ConnectionTerminated) -> None:
+        if self._error is not None:
+            return
         code, reason = event.error_code, event.reason_phrase
         err: ConnectionLost
         if self._local_close:
@@ -339,10 +343,19 @@ class Connection:
                 reason=reason,
             )
             err.is_application = event.frame_type is None  # type: ignore[attr-defined]
-        self._error = err
         if not self.handshake.done():
             self.handshake.set_exception(self._handshake_error(event))
             self.handshake.exception()  # mark retrieved; connect() reports it
+        self._finish(err)
+
+    def _finish(self, err: ConnectionLost) -> None:
+        """Record the end of the connection and wake everything waiting on it."""
+        if self._error is not None:
+            return
+        self._error = err
+        if not self.handshake.done():
+            self.handshake.set_exception(err)
+            self.handshake.exception()
         if not self._closed.done():
             self._closed.set_result(err)
         for recv in self._recv.values():

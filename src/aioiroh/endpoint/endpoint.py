@@ -12,7 +12,7 @@ from typing import Any, Final
 from ..base.endpoint_addr import EndpointAddr, parse_socket_addr
 from ..base.key import PublicKey, SecretKey
 from ..base.ticket import EndpointTicket
-from ..errors import ConnectError, ConnectTimeout, EndpointClosed
+from ..errors import ConnectError, ConnectTimeout, EndpointClosed, LocallyClosed
 from ..quic.aioquic_connection import QuicSettings
 from ..socket.driver import ConnectionDriver
 from ..socket.interfaces import local_addresses
@@ -269,9 +269,7 @@ class Endpoint:
         await asyncio.sleep(0)
         self._socket.close()
         for conn in list(self._connections) + list(self._pending):
-            if not conn.handshake.done():
-                conn.handshake.set_exception(EndpointClosed("endpoint closed"))
-                conn.handshake.exception()
+            conn._finish(LocallyClosed("endpoint closed", code=ENDPOINT_CLOSE_CODE))
         self._state = EndpointState.CLOSED
         waiters, self._accept_waiters = self._accept_waiters, []
         for w in waiters:

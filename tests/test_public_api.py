@@ -1,0 +1,17 @@
+import aioiroh
+
+
+def test_all_is_complete_and_importable():
+    for name in aioiroh.__all__:
+        assert hasattr(aioiroh, name), name
+    assert len(set(aioiroh.__all__)) == len(aioiroh.__all__)
+
+
+def test_error_hierarchy_rooted():
+    for name in aioiroh.errors.__all__:
+        assert issubclass(getattr(aioiroh, name), aioiroh.IrohError)
+
+
+def test_public_classes_report_aioiroh_module():
+    assert aioiroh.Endpoint.__module__ == "aioiroh"
+    assert aioiroh.EndpointTicket.__module__ == "aioiroh"
