@@ -1,0 +1,215 @@
+"""``aioiroh id``, ``aioiroh listen`` and ``aioiroh connect``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ..base.ticket import EndpointTicket
+from ..endpoint.connection import Connection
+from ..endpoint.endpoint import Endpoint
+from ..errors import IrohError
+from ._common import (
+    DEFAULT_KEY_FILE,
+    emit,
+    json_option,
+    key_option,
+    load_or_create_key,
+    note,
+    relay_mode_from,
+    relay_option,
+)
+
+DEFAULT_ALPN = "aioiroh/echo/0"
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+@click.command("id")
+@click.option(
+    "--secret-key",
+    "secret_key_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_KEY_FILE,
+    show_default=True,
+    help="Key file to show (created if missing).",
+)
+@json_option
+def id_command(secret_key_file: Path, as_json: bool) -> None:
+    """Show this machine's endpoint id, creating the key file if needed."""
+    key = load_or_create_key(secret_key_file)
+    pub = key.public()
+    emit(
+        as_json,
+        {"endpoint_id": str(pub), "z32": pub.to_z32(), "key_file": str(secret_key_file)},
+        f"{pub}\n(key file: {secret_key_file})",
+    )
+
+
+async def _serve(conn: Connection, mode: str, as_json: bool) -> None:
+    peer = conn.remote_id
+    while True:
+        try:
+            send, recv = await conn.accept_bi()
+        except IrohError:
+            return
+        data = await recv.read_to_end(MAX_MESSAGE)
+        if mode == "print":
+            if as_json:
+                emit(
+                    True,
+                    {
+                        "from": str(peer),
+                        "bytes": len(data),
+                        "text": data.decode("utf-8", "replace"),
+                    },
+                    "",
+                )
+            else:
+                sys.stdout.buffer.write(data)
+                sys.stdout.flush()
+            await send.write_all(b"")
+        else:
+            await send.write_all(data)
+        await send.finish()
+
+
+async def _listen(
+    key_file: Path | None, alpn: str, bind: str, relays: tuple[str, ...], mode: str, as_json: bool
+) -> None:
+    ep = await Endpoint.bind(
+        load_or_create_key(key_file),
+        alpns=[alpn.encode()],
+        bind_addr=bind,
+        relay_mode=relay_mode_from(relays),
+    )
+    tasks: set[asyncio.Task[None]] = set()
+    try:
+        ticket = str(ep.ticket())
+        emit(as_json, {"event": "listening", "endpoint_id": str(ep.id), "ticket": ticket}, ticket)
+        note(f"endpoint {ep.id}\nconnect with:\n  aioiroh connect {ticket}")
+        while True:
+            conn = await ep.accept()
+            if as_json:
+                emit(True, {"event": "accepted", "remote_id": str(conn.remote_id)}, "")
+            else:
+                note(f"accepted connection from {conn.remote_id.fmt_short()}")
+            task = asyncio.create_task(_serve(conn, mode, as_json))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await ep.close()
+
+
+@click.command("listen")
+@key_option
+@click.option("--alpn", default=DEFAULT_ALPN, show_default=True)
+@click.option("--bind", default="0.0.0.0:0", show_default=True, help="IPv4 address to bind.")
+@click.option(
+    "--mode",
+    type=click.Choice(["echo", "print"]),
+    default="echo",
+    show_default=True,
+    help="Echo each stream back, or print what arrives.",
+)
+@relay_option
+@json_option
+def listen_command(
+    secret_key_file: Path | None,
+    alpn: str,
+    bind: str,
+    mode: str,
+    relays: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Accept connections; prints a ticket to give to `aioiroh connect`."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_listen(secret_key_file, alpn, bind, relays, mode, as_json))
+
+
+async def _connect(
+    target: str,
+    key_file: Path | None,
+    alpn: str,
+    message: str | None,
+    relays: tuple[str, ...],
+    as_json: bool,
+    timeout: float,
+) -> None:
+    try:
+        ticket = EndpointTicket.parse(target)
+    except IrohError as exc:
+        raise click.ClickException(f"bad ticket: {exc}") from None
+    data = message.encode() if message is not None else sys.stdin.buffer.read()
+    ep = await Endpoint.bind(
+        load_or_create_key(key_file), bind_addr="0.0.0.0:0", relay_mode=relay_mode_from(relays)
+    )
+    try:
+        start = time.perf_counter()
+        conn = await ep.connect(ticket, alpn.encode(), timeout=timeout)
+        setup = time.perf_counter() - start
+        send, recv = await conn.open_bi()
+        await send.write_all(data)
+        await send.finish()
+        reply = await recv.read_to_end(MAX_MESSAGE)
+        paths = [p for p in conn.paths() if p.is_selected]
+        path = paths[0].remote_addr if paths else "?"
+        kind = ("relay" if paths[0].is_relay else "direct") if paths else "?"
+        rtt_ms = (conn.rtt or 0.0) * 1000
+        if as_json:
+            emit(
+                True,
+                {
+                    "remote_id": str(conn.remote_id),
+                    "reply": reply.decode("utf-8", "replace"),
+                    "reply_bytes": len(reply),
+                    "rtt_ms": round(rtt_ms, 3),
+                    "connect_ms": round(setup * 1000, 3),
+                    "path": path,
+                    "path_kind": kind,
+                },
+                "",
+            )
+        else:
+            sys.stdout.buffer.write(reply)
+            if reply and not reply.endswith(b"\n"):
+                sys.stdout.buffer.write(b"\n")
+            sys.stdout.flush()
+            note(
+                f"rtt {rtt_ms:.2f} ms over {kind} path {path} (connected in {setup * 1000:.1f} ms)"
+            )
+        conn.close(0, b"done")
+    except IrohError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        await ep.close()
+
+
+@click.command("connect")
+@click.argument("ticket")
+@key_option
+@click.option("--alpn", default=DEFAULT_ALPN, show_default=True)
+@click.option("-m", "--message", default=None, help="Message to send (default: stdin).")
+@click.option("--timeout", default=10.0, show_default=True, help="Connect timeout in seconds.")
+@relay_option
+@json_option
+def connect_command(
+    ticket: str,
+    secret_key_file: Path | None,
+    alpn: str,
+    message: str | None,
+    timeout: float,
+    relays: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Connect to TICKET, send a message (or stdin), print the reply, RTT and path."""
+    asyncio.run(_connect(ticket, secret_key_file, alpn, message, relays, as_json, timeout))
+
+
+commands = [id_command, listen_command, connect_command]
