@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -116,6 +117,7 @@ async def open_ws(
     *,
     protocols: tuple[str, ...] = SUBPROTOCOLS,
     headers: dict[str, str] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
     """A raw WebSocket to ``url``'s ``/relay`` (no handshake yet)."""
     session = aiohttp.ClientSession()
@@ -126,6 +128,7 @@ async def open_ws(
             headers=headers,
             autoping=True,
             max_msg_size=2 * 1024 * 1024,
+            ssl=ssl_context if ssl_context is not None else True,
         )
     except BaseException:
         await session.close()
@@ -141,10 +144,11 @@ async def connect_client(
     headers: dict[str, str] | None = None,
     answer_pings: bool = True,
     bad_signature: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> TestRelayClient:
     """Connect and authenticate; raises :class:`RelayDenied` if the relay refuses."""
     secret_key = secret_key or SecretKey.generate()
-    session, ws = await open_ws(url, protocols=protocols, headers=headers)
+    session, ws = await open_ws(url, protocols=protocols, headers=headers, ssl_context=ssl_context)
     try:
         version = ProtocolVersion(ws.protocol)
         first = decode_relay_msg((await ws.receive_bytes(timeout=10)), version)
