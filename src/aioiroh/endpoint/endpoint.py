@@ -7,18 +7,21 @@ import enum
 import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import Final
 
 from ..base.endpoint_addr import EndpointAddr, parse_socket_addr
 from ..base.key import PublicKey, SecretKey
+from ..base.relay_url import RelayUrl
 from ..base.ticket import EndpointTicket
 from ..errors import ConnectError, ConnectTimeout, EndpointClosed, LocallyClosed
 from ..quic.aioquic_connection import QuicSettings
 from ..socket.driver import ConnectionDriver
 from ..socket.interfaces import local_addresses
-from ..socket.paths import IpPath, NetworkPath
+from ..socket.paths import IpPath, NetworkPath, RelayPath
 from ..socket.socket import MagicSocket
+from ..socket.transports.relay import RelayTransport, RelayTransportConfig
 from .connection import Connection
+from .relay_mode import RelayMode
 
 __all__ = ["Endpoint", "EndpointState"]
 
@@ -53,10 +56,13 @@ class Endpoint:
     as an async context manager.
     """
 
-    def __init__(self, secret_key: SecretKey, alpns: Iterable[bytes], relay_mode: Any) -> None:
+    def __init__(
+        self, secret_key: SecretKey, alpns: Iterable[bytes], relay_mode: RelayMode
+    ) -> None:
         self._secret_key = secret_key
         self._alpns: list[bytes] = [bytes(a) for a in alpns]
         self.relay_mode = relay_mode
+        self._relay: RelayTransport | None = None
         self._state = EndpointState.OPEN
         self._accept_queue: deque[Connection] = deque()
         self._accept_waiters: list[asyncio.Future[None]] = []
@@ -72,18 +78,20 @@ class Endpoint:
         alpns: Sequence[bytes] = (),
         bind_addr: str | tuple[str, int] | None = None,
         bind_addr_v6: str | tuple[str, int] | bool | None = None,
-        relay_mode: Any = None,
+        relay_mode: RelayMode | None = None,
         settings: QuicSettings | None = None,
+        relay_config: RelayTransportConfig | None = None,
     ) -> Endpoint:
         """Bind a new endpoint.
 
         ``secret_key``: the identity (a fresh one if None). ``alpns``: protocols accepted as a
         server. ``bind_addr``: IPv4 socket address (default ``0.0.0.0:0``). ``bind_addr_v6``:
         IPv6 socket address (default ``[::]:0``; ``False`` for no IPv6 socket).
-        ``relay_mode``: a :class:`RelayMode` (default: relays disabled until the relay
-        transport is configured).
+        ``relay_mode``: a :class:`RelayMode`. The default is ``RelayMode.disabled()``: unlike
+        Rust, aioiroh never reaches n0's public relays unless asked with
+        ``RelayMode.default()``.
         """
-        ep = cls(secret_key or SecretKey.generate(), alpns, relay_mode)
+        ep = cls(secret_key or SecretKey.generate(), alpns, relay_mode or RelayMode.disabled())
         ep._socket = MagicSocket(
             ep._secret_key,
             alpns=lambda: ep._alpns,
@@ -100,6 +108,14 @@ class Endpoint:
         else:
             v6 = _parse_bind(bind_addr_v6, ("::", 0))
         ep._socket.bind(v4, v6)
+        relay_map = ep.relay_mode.relay_map()
+        if len(relay_map):
+            relay = RelayTransport(
+                ep._secret_key, relay_map, ep._socket.on_relay_datagram, config=relay_config
+            )
+            ep._relay = relay
+            ep._socket.relay = relay
+            await relay.start()
         return ep
 
     # -- identity and addresses ------------------------------------------------------------
@@ -131,9 +147,19 @@ class Endpoint:
                 out.append((host, port))
         return out
 
+    @property
+    def home_relay(self) -> RelayUrl | None:
+        """The relay we are reachable through (None before one is chosen, or without relays)."""
+        return self._relay.home_relay.get() if self._relay is not None else None
+
     def addr(self) -> EndpointAddr:
-        """This endpoint's address: id plus direct addresses (and home relay)."""
-        return EndpointAddr(self.id, None, self.direct_addresses())
+        """This endpoint's address: id, home relay and direct addresses."""
+        return EndpointAddr(self.id, self.home_relay, self.direct_addresses())
+
+    async def online(self) -> None:
+        """Wait until the home relay connection is up (returns at once without relays)."""
+        if self._relay is not None:
+            await self._relay.online()
 
     def ticket(self) -> EndpointTicket:
         return EndpointTicket(self.addr())
@@ -172,6 +198,8 @@ class Endpoint:
                 continue
             if (path.is_ipv6 and has_v6) or (not path.is_ipv6 and has_v4):
                 paths.append(path)
+        if self._relay is not None:
+            paths.extend(RelayPath(url, addr.id) for url in addr.relay_urls)
         return paths
 
     async def connect(
@@ -268,6 +296,8 @@ class Endpoint:
             driver.flush()
         await asyncio.sleep(0)
         self._socket.close()
+        if self._relay is not None:
+            await self._relay.close()
         for conn in list(self._connections) + list(self._pending):
             conn._finish(LocallyClosed("endpoint closed", code=ENDPOINT_CLOSE_CODE))
         self._state = EndpointState.CLOSED

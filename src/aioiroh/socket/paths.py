@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..base.key import PublicKey
+    from ..base.relay_url import RelayUrl
 
 __all__ = ["DialTarget", "IpPath", "NetworkPath", "RelayPath"]
 
@@ -40,7 +41,7 @@ class IpPath:
 class RelayPath:
     """A path through relay ``url`` to the endpoint ``endpoint_id``."""
 
-    url: str
+    url: RelayUrl
     endpoint_id: PublicKey
 
     def __str__(self) -> str:

@@ -17,9 +17,11 @@ from aioquic.buffer import Buffer, BufferReadError
 from aioquic.quic.packet import QuicPacketType, pull_quic_header
 
 from ..base.key import PublicKey, SecretKey
+from ..base.relay_url import RelayUrl
 from ..quic.aioquic_connection import CID_LENGTH, IrohQuicConnection, QuicSettings
 from .driver import ConnectionDriver
 from .paths import DialTarget, IpPath, NetworkPath, RelayPath
+from .transports.relay import RelayTransport
 from .udp import Batch, UdpSocket
 
 logger = logging.getLogger(__name__)
@@ -58,7 +60,8 @@ class MagicSocket:
         self.settings = settings or QuicSettings()
         self.udp4: UdpSocket | None = None
         self.udp6: UdpSocket | None = None
-        self.relay_send: Callable[[RelayPath, bytes], None] | None = None
+        self.relay: RelayTransport | None = None
+        self._relay_flush_scheduled = False
         self._cids: dict[bytes, ConnectionDriver] = {}
         self._drivers: set[ConnectionDriver] = set()
         self._pending_incoming = 0
@@ -147,10 +150,15 @@ class MagicSocket:
             self.receive(data, IpPath(addr[0], addr[1]))
         self._flush_touched()
 
-    def receive_batch(self, datagrams: list[tuple[bytes, NetworkPath]]) -> None:
-        """Entry point for non-UDP transports (relay): route, then flush once."""
-        for data, path in datagrams:
-            self.receive(data, path)
+    def on_relay_datagram(self, url: RelayUrl, src: PublicKey, data: bytes) -> None:
+        """Relay transport callback: route now, flush once per loop turn (a relay batch)."""
+        self.receive(data, RelayPath(url, src))
+        if not self._relay_flush_scheduled:
+            self._relay_flush_scheduled = True
+            self.loop.call_soon(self._flush_relay)
+
+    def _flush_relay(self) -> None:
+        self._relay_flush_scheduled = False
         self._flush_touched()
 
     def _flush_touched(self) -> None:
@@ -228,5 +236,5 @@ class MagicSocket:
             udp = self.udp6 if path.is_ipv6 else self.udp4
             if udp is not None:
                 udp.send(data, path.sockaddr)
-        elif self.relay_send is not None:
-            self.relay_send(path, data)
+        elif self.relay is not None:
+            self.relay.send(path.url, path.endpoint_id, data)
