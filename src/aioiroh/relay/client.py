@@ -115,6 +115,7 @@ class RelayClient:
         self._ping_waiters: dict[bytes, asyncio.Future[float]] = {}
         self._loop = asyncio.get_running_loop()
         self._last_recv = self._loop.time()
+        self._last_rtt: float | None = None
         self._error: RelayError | None = None
         self._closed_locally = False
         self._task: asyncio.Task[None] | None = None
@@ -218,8 +219,8 @@ class RelayClient:
 
     @property
     def rtt(self) -> float | None:
-        """The last measured keep-alive round trip in seconds, None before the first Pong."""
-        return self._tracker.rtt
+        """The last measured ping round trip in seconds, None before the first Pong."""
+        return self._last_rtt
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -265,7 +266,8 @@ class RelayClient:
             await self.send_frames([encode_client_msg(Ping(data))])
             async with asyncio.timeout(timeout):
                 await fut
-            return self._loop.time() - started
+            self._last_rtt = self._loop.time() - started
+            return self._last_rtt
         except TimeoutError:
             raise RelayError(f"no pong from relay {self.url} within {timeout} s") from None
         finally:
@@ -307,11 +309,13 @@ class RelayClient:
             return
         self._closed_locally = True
         self._wakeup.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._shutdown()
+        try:
+            if self._task is not None:
+                self._task.cancel()
+                # asyncio.wait, not await: a cancelled close() must still raise CancelledError.
+                await asyncio.wait({self._task})
+        finally:
+            await self._shutdown()
 
     async def __aenter__(self) -> RelayClient:
         return self
@@ -394,7 +398,8 @@ class RelayClient:
         if isinstance(msg, Ping):
             await self.send_frames([encode_client_msg(Pong(msg.data))])
         elif isinstance(msg, Pong):
-            self._tracker.pong_received(msg.data, self._loop.time())
+            if self._tracker.pong_received(msg.data, self._loop.time()):
+                self._last_rtt = self._tracker.rtt
             fut = self._ping_waiters.get(msg.data)
             if fut is not None and not fut.done():
                 fut.set_result(self._loop.time())

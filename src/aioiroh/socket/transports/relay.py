@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import statistics
@@ -52,7 +51,7 @@ from ...relay.protocol.ping import DEFAULT_PING_TIMEOUT
 from ...relay.protocol.version import PROBE_PATH, SUBPROTOCOLS
 from ...relay.relay_map import RelayMap
 from ...util.backoff import DEFAULT_BACKOFF, Backoff
-from ...util.watch import Watchable
+from ...util.watch import Watchable, Watcher
 
 __all__ = [
     "RelayRecvCallback",
@@ -249,6 +248,8 @@ class RelayTransport:
         """Counters; read them, don't write them."""
         self.home_relay: Watchable[RelayUrl | None] = Watchable(None)
         """The chosen home relay (None until chosen)."""
+        self.connected_relays: Watchable[frozenset[RelayUrl]] = Watchable(frozenset())
+        """Relays with a live, authenticated connection right now."""
         self._on_recv = on_recv
         self._rng = rng
         self._online: Watchable[bool] = Watchable(False)
@@ -279,9 +280,9 @@ class RelayTransport:
         """True while the home relay connection is up."""
         return self._online.get()
 
-    def connected_relays(self) -> list[RelayUrl]:
-        """Relays with a live connection right now."""
-        return [url for url, r in self._relays.items() if r.client is not None]
+    def watch_online(self) -> Watcher[bool]:
+        """Follow whether the home relay connection is up."""
+        return self._online.watch()
 
     async def close(self) -> None:
         """Close every relay connection and stop all tasks. Idempotent."""
@@ -291,15 +292,18 @@ class RelayTransport:
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._relays.clear()
-        if self._session is not None:
-            await self._session.close()
+        try:
+            if tasks:
+                # asyncio.wait, not await: a cancelled close() must still raise CancelledError.
+                await asyncio.wait(tasks)
+        finally:
+            self._relays.clear()
+            if self._session is not None:
+                await self._session.close()
         self._online.set(False)
         self._online.close()
         self.home_relay.close()
+        self.connected_relays.close()
 
     async def __aenter__(self) -> RelayTransport:
         await self.start()
@@ -372,8 +376,12 @@ class RelayTransport:
             del self._relays[relay.url]
 
     def _set_connected(self, relay: _ActiveRelay, connected: bool) -> None:
-        if relay.is_home and not self._closed:
+        if self._closed:
+            return
+        if relay.is_home:
             self._online.set(connected)
+        current = self.connected_relays.get()
+        self.connected_relays.set(current | {relay.url} if connected else current - {relay.url})
 
     def _deliver(self, url: RelayUrl, msg: RelayToClientDatagrams) -> None:
         m = self.metrics
@@ -475,9 +483,13 @@ class _ActiveRelay:
         if timeout is not None and timeout <= 0:
             return
         self.wake.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self.wake.wait()
+        # A timer that sets the event, rather than asyncio.timeout: no cancellation involved.
+        handle = None if timeout is None else self.loop.call_later(timeout, self.wake.set)
+        try:
+            await self.wake.wait()
+        finally:
+            if handle is not None:
+                handle.cancel()
 
     async def run(self) -> None:
         transport = self.transport
@@ -569,9 +581,10 @@ class _ActiveRelay:
             self.client = None
             transport._set_connected(self, False)
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-            await client.close()
+            try:
+                await asyncio.wait({reader})  # never swallows our own cancellation
+            finally:
+                await client.close()
         if self._restart_delay is not None:
             return self._restart_delay
         # A connection that worked is retried at once (first backoff step), as iroh does.
