@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -86,6 +87,7 @@ class Connection:
         self._error: ConnectionLost | None = None
         self._local_close = False
         self.datagrams_dropped = 0
+        self._protocol_hook: Callable[[events.QuicEvent], None] | None = None
         driver.on_event = self._on_event
         driver.on_flushed = self._on_flushed
 
@@ -283,9 +285,32 @@ class Connection:
                 if not fut.done():
                     fut.set_result(None)
 
+    # -- protocol adapters -----------------------------------------------------------------
+
+    def attach_protocol(self, on_event: Callable[[events.QuicEvent], None]) -> QuicEngine:
+        """Hand stream and datagram events to a protocol layer that drives the engine itself.
+
+        For layers built on aioquic's sans-I/O API (its HTTP/3 ``H3Connection``): after this
+        call, stream and datagram events go to ``on_event`` instead of the stream objects of
+        this connection, and the returned engine is used to send. Call :meth:`transmit` after
+        sending. Connection-level events (handshake, close) are still handled here too.
+        """
+        self._protocol_hook = on_event
+        return self._quic
+
+    def transmit(self) -> None:
+        """Send whatever the engine has queued (coalesced to once per loop turn)."""
+        self._driver.schedule_flush()
+
     # -- events from the engine ------------------------------------------------------------
 
     def _on_event(self, event: events.QuicEvent) -> None:
+        hook = self._protocol_hook
+        if hook is not None:
+            if not isinstance(event, (events.HandshakeCompleted, events.ConnectionTerminated)):
+                hook(event)
+                return
+            hook(event)
         if isinstance(event, events.StreamDataReceived):
             self._on_stream_data(event)
         elif isinstance(event, events.DatagramFrameReceived):
