@@ -27,6 +27,7 @@ from aioiroh.relay.protocol.frames import (
 from aioiroh.relay.protocol.version import ProtocolVersion
 from aioiroh.relay_server.config import AccessConfig, ServerConfig
 from aioiroh.relay_server.server import RelayServer
+from aioiroh.util.watch import Watchable
 
 
 @contextlib.asynccontextmanager
@@ -58,7 +59,7 @@ async def fake_relay(handler: Handler, *, protocols: tuple[str, ...]) -> AsyncIt
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -244,3 +245,41 @@ async def test_answers_relay_ping_and_rejects_bad_frames() -> None:
         with pytest.raises(RelayError, match="bad frame"):
             await asyncio.wait_for(client.recv(), 5)
         await client.close()
+
+
+async def test_keepalive_pings_repeat_while_idle() -> None:
+    pings = Watchable(0)
+
+    async def handler(ws: web.WebSocketResponse) -> None:
+        await ws.send_bytes(encode_relay_msg(ServerConfirmsAuth(), ProtocolVersion.V2))
+        async for msg in ws:
+            decoded = decode_client_msg(msg.data, ProtocolVersion.V2)
+            if isinstance(decoded, Ping):
+                pings.set(pings.get() + 1)
+                await ws.send_bytes(encode_relay_msg(Pong(decoded.data), ProtocolVersion.V2))
+
+    async with fake_relay(handler, protocols=("iroh-relay-v2",)) as url:
+        c = await RelayClient.connect(url, SecretKey.generate(), ping_interval=0.05)
+        async with c:
+            await asyncio.wait_for(pings.wait_for(lambda n: n >= 3), 5)
+            assert c.is_connected and c.rtt is not None
+
+
+async def test_receive_queue_bound_drops_and_counts() -> None:
+    async with relay() as server:
+        ka, kb = SecretKey.generate(), SecretKey.generate()
+        a = await RelayClient.connect(server.http_url, ka)
+        b = await RelayClient.connect(server.http_url, kb, recv_queue_max=2)
+        try:
+            for i in range(5):
+                await a.send_datagram(kb.public(), bytes([i]))
+            # a's pong comes back after the relay handled a's datagrams; b's pong is queued
+            # behind them on b's connection. After both, b has read all five.
+            await a.ping(timeout=5)
+            await b.ping(timeout=5)
+            got = [await b.recv(), await b.recv()]
+            assert [m.datagrams.contents for m in got] == [b"\x00", b"\x01"]  # type: ignore[union-attr]
+            assert b.dropped_recv == 3
+        finally:
+            await a.close()
+            await b.close()

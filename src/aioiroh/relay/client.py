@@ -116,6 +116,8 @@ class RelayClient:
         self._loop = asyncio.get_running_loop()
         self._last_recv = self._loop.time()
         self._last_rtt: float | None = None
+        # Wakes the keep-alive task when its ping was answered before the deadline.
+        self._pong_event = asyncio.Event()
         self._error: RelayError | None = None
         self._closed_locally = False
         self._task: asyncio.Task[None] | None = None
@@ -400,6 +402,7 @@ class RelayClient:
         elif isinstance(msg, Pong):
             if self._tracker.pong_received(msg.data, self._loop.time()):
                 self._last_rtt = self._tracker.rtt
+                self._pong_event.set()
             fut = self._ping_waiters.get(msg.data)
             if fut is not None and not fut.done():
                 fut.set_result(self._loop.time())
@@ -420,7 +423,12 @@ class RelayClient:
             if deadline is not None:
                 if tracker.timed_out(now):
                     raise RelayError(f"relay {self.url} did not answer a ping in time")
-                await asyncio.sleep(deadline - now)
+                self._pong_event.clear()
+                timer = self._loop.call_later(deadline - now, self._pong_event.set)
+                try:
+                    await self._pong_event.wait()
+                finally:
+                    timer.cancel()
                 continue
             due = self._last_recv + self._ping_interval
             if first or now >= due:
