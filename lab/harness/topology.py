@@ -218,9 +218,19 @@ class Device(Node):
     def _loss_table(self) -> str:
         return f"natlab_loss_d{self.index}"
 
-    def set_rate(self, rate: str | None) -> None:
-        """Limit the device's upload to ``rate``, e.g. ``"8mbit"`` (None removes it)."""
-        link.set_rate(self.ns, self.iface, rate)
+    def set_rate(self, rate: str | None, direction: str = "both") -> None:
+        """Limit the device's link to ``rate``, e.g. ``"8mbit"`` (None removes the limit).
+
+        ``direction`` is ``"up"``, ``"down"`` or ``"both"``. Upload is shaped on the device's
+        interface, download on the bridge-side end, which an uplink switch replaces.
+        """
+        if direction not in ("up", "down", "both"):
+            raise LabError(f"direction must be up, down or both, not {direction!r}")
+        assert self.router is not None
+        if direction in ("up", "both"):
+            link.set_rate(self.ns, self.iface, rate)
+        if direction in ("down", "both"):
+            link.set_rate(self.router.ns, self.peer_iface, rate)
 
     def set_delay(self, delay_ms: float, jitter_ms: float = 0.0) -> None:
         """Delay the device's upload; LinkUnsupported without netem."""
