@@ -16,6 +16,12 @@ _COMMAND_MODULES = (
     "aioiroh.cli.endpoint",
     "aioiroh.cli.relay",
     "aioiroh.cli.dns_server",
+    "aioiroh.cli.http",
+    "aioiroh.cli.pipe",
+    "aioiroh.cli.forward",
+    "aioiroh.cli.transfer",
+    "aioiroh.cli.ping",
+    "aioiroh.cli.doctor",
 )
 
 
