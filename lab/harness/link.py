@@ -1,9 +1,11 @@
 """Link impairment inside a lab namespace: loss (nftables), rate (``tbf``), delay (``netem``).
 
 Loss is done with nftables random drops rather than netem because netem is often not built
-into the kernel (it is not on the machine the recipe was written on). Drops live in their own
-``table ip natlab_link`` so reloading a router's NAT ruleset leaves them in place. They sit at
-``raw`` priority, before conntrack, so a dropped packet leaves no state behind.
+into the kernel (it is not on the machine the recipe was written on). Router drops live in
+their own ``table ip natlab_link`` (so reloading the NAT ruleset leaves them in place) at
+``raw`` priority, before conntrack, so a dropped packet leaves no state behind. A device's
+link is impaired from the bridge side with a ``bridge`` family table, so the device's own
+stack never sees an error (a drop on a local ``output`` hook would surface as EPERM).
 
 Rate limiting shapes *egress* of one interface with a token bucket filter. Delay needs
 ``sch_netem``; :func:`netem_available` probes for it once per process, and :func:`set_delay`
