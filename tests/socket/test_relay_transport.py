@@ -15,8 +15,11 @@ from aioiroh.base.key import EndpointId, SecretKey
 from aioiroh.base.relay_url import RelayUrl
 from aioiroh.relay.protocol.frames import (
     ClientToRelayDatagrams,
+    EndpointGone,
     Restarting,
     ServerConfirmsAuth,
+    Status,
+    StatusCode,
     decode_client_msg,
     encode_relay_msg,
 )
@@ -294,8 +297,14 @@ async def test_restarting_frame_reconnects_after_delay() -> None:
     async def handler(ws: web.WebSocketResponse) -> None:
         connections.append(loop.time())
         if len(connections) == 1:
-            msg = Restarting(reconnect_in_ms=200, try_for_ms=1000)
-            await ws.send_bytes(encode_relay_msg(msg, ProtocolVersion.V2))
+            # Informational frames first: they must neither crash nor disconnect us.
+            for info in (
+                Status(StatusCode.SAME_ENDPOINT_ID_CONNECTED),
+                Status(200),  # unknown status byte: tolerated
+                EndpointGone(SecretKey.generate().public()),
+                Restarting(reconnect_in_ms=200, try_for_ms=1000),
+            ):
+                await ws.send_bytes(encode_relay_msg(info, ProtocolVersion.V2))
         async for _ in ws:
             pass
 
