@@ -277,15 +277,27 @@ async def splice(
     conn: Connection,
     send: SendStream,
     recv: RecvStream,
+    *,
+    at_eof: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[int, int]:
     """Run both directions until each has reached EOF; returns (bytes sent, bytes received).
+
+    ``at_eof`` runs as soon as the peer's direction ends (e.g. a TCP half-close), while our
+    own direction may still be going.
 
     If either direction fails, or the connection dies while we still wait on local input, the
     other direction is cancelled (the stream is reset and stopped with ``CANCEL_CODE``, as
     dumbpipe does) and the error propagates.
     """
+
+    async def downward() -> int:
+        n = await copy_from_stream(recv, write)
+        if at_eof is not None:
+            await at_eof()
+        return n
+
     up = asyncio.create_task(copy_to_stream(read, send))
-    down = asyncio.create_task(copy_from_stream(recv, write))
+    down = asyncio.create_task(downward())
     lost = asyncio.create_task(conn.closed())
     try:
         pending: set[asyncio.Future[Any]] = {up, down}
