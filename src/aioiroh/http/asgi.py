@@ -191,7 +191,7 @@ class _Exchange:
                         await stream.send_data(body, end_stream=not more)
                 elif body or not more:
                     await stream.send_data(body, end_stream=not more)
-            except IrohError as exc:
+            except (IrohError, ValueError) as exc:  # aioquic: ValueError on a reset stream
                 raise ClientDisconnected(f"client went away: {exc}") from exc
             if not more:
                 self.complete = True
@@ -341,10 +341,13 @@ class AsgiServer:
             return
         try:
             await self.app(scope, exchange.receive, exchange.send)
-        except ClientDisconnected:
-            logger.debug("client went away during %s %s", scope["method"], scope["path"])
         except Exception:
-            logger.exception("ASGI application failed on %s %s", scope["method"], scope["path"])
+            if stream.error is not None or stream.send_stopped is not None:
+                # Frameworks turn our ClientDisconnected into their own errors: the client
+                # went away, which is not the application's fault.
+                logger.debug("client went away during %s %s", scope["method"], scope["path"])
+            else:
+                logger.exception("ASGI application failed on %s %s", scope["method"], scope["path"])
         finally:
             self.requests_served += 1
             if not exchange.complete:
