@@ -1,0 +1,355 @@
+"""Bulk throughput and handshake time: aioiroh vs Rust iroh (PyPI iroh) vs plain aioquic.
+
+Every row moves SIZE bytes over one unidirectional stream on loopback, with the receiver in a
+child process (so each side has a core), and reports receiver-side MB/s. Rust rows run twice:
+with the stock PyPI binding, whose ``bytes`` lowering copies byte by byte in Python, and with
+that copy replaced by ``ctypes.memmove`` (patched here, in this script only).
+
+    python bench/throughput.py [--size-mb 50] [--handshakes 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import datetime
+import json
+import os
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+
+ALPN = b"aioiroh/bench/0"
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def patch_iroh_binding() -> None:
+    """Replace the binding's per-byte Python copy into Rust buffers with one memmove."""
+    from iroh import iroh_ffi
+
+    def write(self: Any, value: bytes) -> None:
+        n = len(value)
+        with self._reserve(n):
+            base = ctypes.cast(self.rbuf.data, ctypes.c_void_p).value
+            ctypes.memmove(base + self.rbuf.len, bytes(value), n)
+
+    iroh_ffi._UniffiRustBufferBuilder.write = write
+
+
+def rust_builder(alpns: list[bytes]) -> Any:
+    import iroh
+
+    b = iroh.EndpointBuilder()
+    b.apply_minimal()
+    b.relay_mode(iroh.RelayMode.disabled())
+    b.bind_addr("127.0.0.1:0")
+    b.alpns(alpns)
+    return b
+
+
+def rust_v4_addr(ep: Any) -> dict[str, Any]:
+    v4 = [s for s in ep.bound_sockets() if not str(s).startswith("[")]
+    return {"id": str(ep.id()), "addrs": v4}
+
+
+def self_signed() -> tuple[str, str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    d = tempfile.mkdtemp()
+    cf, kf = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
+    Path(cf).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    Path(kf).write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cf, kf
+
+
+def out(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+# -- sinks (child process) -------------------------------------------------------------------
+
+
+async def sink_ours() -> None:
+    from aioiroh import Endpoint
+
+    ep = await Endpoint.bind(alpns=[ALPN], bind_addr="127.0.0.1:0", bind_addr_v6=False)
+    addr = ep.addr()
+    out({"id": str(addr.id), "addrs": [f"{h}:{p}" for h, p in addr.direct_addresses]})
+    conn = await ep.accept()
+    recv = await conn.accept_uni()
+    first = await recv.read(1 << 20)
+    start = time.perf_counter()
+    total = len(first)
+    while chunk := await recv.read(1 << 20):
+        total += len(chunk)
+    out({"bytes": total, "secs": time.perf_counter() - start})
+    await asyncio.sleep(0.05)
+    await ep.close()
+
+
+async def sink_rust() -> None:
+    ep = await rust_builder([ALPN]).bind()
+    out(rust_v4_addr(ep))
+    inc = await ep.accept_next()
+    conn = await (await inc.accept()).connect()
+    recv = await conn.accept_uni()
+    first = await recv.read(1 << 16)
+    start = time.perf_counter()
+    rest = await recv.read_to_end(1 << 31)
+    out({"bytes": len(first) + len(rest), "secs": time.perf_counter() - start})
+    await asyncio.sleep(0.05)
+    await ep.close()
+
+
+async def sink_aioquic() -> None:
+    from aioquic.asyncio import QuicConnectionProtocol, serve
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.events import StreamDataReceived
+
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    state = {"bytes": 0, "start": 0.0}
+
+    class Sink(QuicConnectionProtocol):
+        def quic_event_received(self, event: Any) -> None:
+            if isinstance(event, StreamDataReceived):
+                if state["bytes"] == 0:
+                    state["start"] = time.perf_counter()
+                state["bytes"] += len(event.data)
+                if event.end_stream and not done.done():
+                    done.set_result(None)
+
+    cert, key = self_signed()
+    config = QuicConfiguration(is_client=False, alpn_protocols=[ALPN.decode()])
+    config.load_cert_chain(cert, key)
+    server = await serve("127.0.0.1", 0, configuration=config, create_protocol=Sink)
+    port = server._transport.get_extra_info("sockname")[1]
+    out({"addrs": [f"127.0.0.1:{port}"]})
+    await done
+    out({"bytes": state["bytes"], "secs": time.perf_counter() - state["start"]})
+    server.close()
+
+
+# -- senders (parent) ------------------------------------------------------------------------
+
+
+async def send_ours(target: dict[str, Any], data: bytes, done: asyncio.Event) -> None:
+    from aioiroh import Endpoint, EndpointAddr
+
+    ep = await Endpoint.bind(bind_addr="127.0.0.1:0", bind_addr_v6=False)
+    try:
+        conn = await ep.connect(EndpointAddr(target["id"], None, target["addrs"]), ALPN)
+        send = await conn.open_uni()
+        await send.write_all(data)
+        await send.finish()
+        await done.wait()
+    finally:
+        await ep.close()
+
+
+async def send_rust(target: dict[str, Any], data: bytes, done: asyncio.Event) -> None:
+    import iroh
+
+    ep = await rust_builder([]).bind()
+    try:
+        addr = iroh.EndpointAddr(iroh.EndpointId.from_string(target["id"]), None, target["addrs"])
+        conn = await ep.connect(addr, ALPN)
+        send = await conn.open_uni()
+        for i in range(0, len(data), 4 << 20):
+            await send.write_all(data[i : i + (4 << 20)])
+        await send.finish()
+        await done.wait()
+    finally:
+        await ep.close()
+
+
+async def send_aioquic(target: dict[str, Any], data: bytes, done: asyncio.Event) -> None:
+    from aioquic.asyncio import connect
+    from aioquic.quic.configuration import QuicConfiguration
+
+    host, port = target["addrs"][0].rsplit(":", 1)
+    config = QuicConfiguration(is_client=True, alpn_protocols=[ALPN.decode()])
+    config.verify_mode = ssl.CERT_NONE
+    async with connect(host, int(port), configuration=config) as client:
+        sid = client._quic.get_next_available_stream_id(is_unidirectional=True)
+        client._quic.send_stream_data(sid, data, end_stream=True)
+        client.transmit()
+        await done.wait()
+
+
+SENDERS = {"ours": send_ours, "rust": send_rust, "aioquic": send_aioquic}
+
+
+async def run_row(
+    sender: str, sink: str, data: bytes, patched: bool
+) -> tuple[float | None, float | None]:
+    """Receiver-side MB/s (first to last byte) and end-to-end MB/s (connect to last byte)."""
+    args = [sys.executable, __file__, "--sink", sink] + (["--patched"] if patched else [])
+    proc = await asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    try:
+        target = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+        done = asyncio.Event()
+        t0 = time.perf_counter()
+        send = asyncio.create_task(SENDERS[sender](target, data, done))
+        line = await asyncio.wait_for(proc.stdout.readline(), 300)
+        result = json.loads(line)
+        total = time.perf_counter() - t0
+        done.set()
+        await asyncio.wait_for(send, 30)
+        if result["bytes"] != len(data):
+            return None, None
+        return result["bytes"] / result["secs"] / 1e6, len(data) / total / 1e6
+    except (TimeoutError, json.JSONDecodeError):
+        return None, None
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+# -- handshakes ------------------------------------------------------------------------------
+
+
+async def handshakes_ours(n: int) -> float:
+    from aioiroh import Endpoint
+
+    server = await Endpoint.bind(alpns=[ALPN], bind_addr="127.0.0.1:0", bind_addr_v6=False)
+    client = await Endpoint.bind(bind_addr="127.0.0.1:0", bind_addr_v6=False)
+    times = []
+    try:
+        for _ in range(n):
+            accept = asyncio.create_task(server.accept())
+            start = time.perf_counter()
+            conn = await client.connect(server.addr(), ALPN)
+            times.append(time.perf_counter() - start)
+            (await accept).close()
+            conn.close()
+    finally:
+        await client.close()
+        await server.close()
+    return statistics.median(times) * 1000
+
+
+async def handshakes_rust(n: int) -> float:
+    import iroh
+
+    server = await rust_builder([ALPN]).bind()
+    client = await rust_builder([]).bind()
+
+    async def accept_loop() -> None:
+        while True:
+            inc = await server.accept_next()
+            if inc is None:
+                return
+            c = await (await inc.accept()).connect()
+            c.close(0, b"")
+
+    task = asyncio.create_task(accept_loop())
+    t = rust_v4_addr(server)
+    addr = iroh.EndpointAddr(iroh.EndpointId.from_string(t["id"]), None, t["addrs"])
+    times = []
+    try:
+        for _ in range(n):
+            start = time.perf_counter()
+            conn = await client.connect(addr, ALPN)
+            times.append(time.perf_counter() - start)
+            conn.close(0, b"")
+    finally:
+        task.cancel()
+        await client.close()
+        await server.close()
+    return statistics.median(times) * 1000
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def fmt(v: float | None) -> str:
+    return f"{v:8.1f}" if v is not None else "  failed"
+
+
+async def main(size_mb: int, n_handshakes: int) -> None:
+    data = os.urandom(size_mb * 1024 * 1024)
+    rows = [
+        ("aioiroh -> aioiroh", "ours", "ours", False),
+        ("aioiroh -> Rust", "ours", "rust", False),
+        ("Rust (stock binding) -> aioiroh", "rust", "ours", False),
+        ("Rust (patched copy) -> aioiroh", "rust", "ours", True),
+        ("Rust (stock binding) -> Rust", "rust", "rust", False),
+        ("Rust (patched copy) -> Rust", "rust", "rust", True),
+        ("aioquic -> aioquic (stock driver)", "aioquic", "aioquic", False),
+    ]
+    results: dict[str, float | None] = {}
+    print(f"one stream, {size_mb} MiB, loopback; MB/s at the receiver (first to last byte)")
+    print("and end to end (from dialing to the last byte received)")
+    for label, sender, sink, patched in rows:
+        if patched:
+            patch_iroh_binding()
+        recv_rate, e2e = await run_row(sender, sink, data, patched)
+        results[label] = e2e
+        print(f"  {label:36s} {fmt(recv_rate)} recv {fmt(e2e)} end-to-end", flush=True)
+    base = results["aioquic -> aioquic (stock driver)"]
+    ref = results["Rust (patched copy) -> Rust"]
+    ours = results["aioiroh -> aioiroh"]
+    print("ratios (end to end)")
+    if ours and base:
+        print(f"  aioiroh/aioquic                       {ours / base:8.2f}x")
+    if ours and ref:
+        print(f"  aioiroh/Rust (patched)                {ours / ref:8.2f}x")
+    print(f"connection setup, median of {n_handshakes} (client and server in one process)")
+    hs_ours = await handshakes_ours(n_handshakes)
+    hs_rust = await handshakes_rust(n_handshakes)
+    print(f"  aioiroh {hs_ours:6.2f} ms   Rust {hs_rust:6.2f} ms   ratio {hs_ours / hs_rust:5.2f}x")
+
+
+def cli() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--size-mb", type=int, default=50)
+    p.add_argument("--handshakes", type=int, default=50)
+    p.add_argument("--sink", choices=["ours", "rust", "aioquic"])
+    p.add_argument("--patched", action="store_true")
+    a = p.parse_args()
+    if a.sink:
+        if a.patched:
+            patch_iroh_binding()
+        asyncio.run({"ours": sink_ours, "rust": sink_rust, "aioquic": sink_aioquic}[a.sink]())
+        return
+    asyncio.run(main(a.size_mb, a.handshakes))
+
+
+if __name__ == "__main__":
+    cli()
