@@ -1,0 +1,1210 @@
+"""aioiroh's own sans-I/O QUIC connection engine (RFC 9000/9001/9002 plus multipath framing).
+
+:class:`IrohConnection` implements the :class:`~aioiroh.quic.engine.QuicEngine` protocol with the
+same constructor as :class:`~aioiroh.quic.aioquic_connection.IrohQuicConnection`, so the endpoint
+can use either. It reuses aioquic's pieces that are path-agnostic (TLS ``Context``, ``QuicStream``,
+``QuicPacketRecovery``, ``QuicPacketBuilder``, ``Buffer``) and owns what aioquic's monolithic
+connection cannot do for multipath: packet protection with the path nonce and retained key
+phases (:mod:`.packet_protection`), the frame codec with placement rules (:mod:`.frames`),
+iroh's transport parameters (:mod:`.transport_parameters`), stream flow control
+(:mod:`.streams`) and connection IDs.
+
+Milestones implemented: M1 (single path, RFC 9000 peer) and M2 (multipath negotiated through
+``initial_max_path_id``, only path 0 used: our 1-RTT ACKs become PATH_ACK, CIDs are announced with
+PATH_NEW_CONNECTION_ID, and iroh's path frames are accepted). Opening further paths (M3+) is not
+implemented; paths the peer announces CIDs for are remembered but never used.
+
+No asyncio, sockets, clocks or global randomness here: time comes in as ``now`` and random bytes
+from the injectable ``random_bytes`` callable (``os.urandom`` by default).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final
+
+from aioquic import tls
+from aioquic.quic import events
+from aioquic.quic.packet import QuicPacketType, QuicStreamFrame, pull_quic_header
+from aioquic.quic.packet_builder import (
+    QuicDeliveryState,
+    QuicPacketBuilder,
+    QuicPacketBuilderStop,
+    QuicSentPacket,
+)
+from aioquic.quic.recovery import QuicPacketRecovery, QuicPacketSpace
+from aioquic.quic.stream import QuicStream
+
+from ..base.key import PublicKey, SecretKey
+from ..tls.context import RpkContext, install_raw_public_keys
+from ._aioquic import Buffer, CryptoError, push_ack_frame
+from .aioquic_connection import CID_LENGTH, IrohQuicConnection, QuicSettings
+from .frames import (
+    PACKET_1RTT,
+    PACKET_HANDSHAKE,
+    PACKET_INITIAL,
+    AckFrame,
+    AckFrequencyFrame,
+    ConnectionCloseFrame,
+    CryptoFrame,
+    DataBlockedFrame,
+    DatagramFrame,
+    Frame,
+    FrameType,
+    HandshakeDoneFrame,
+    ImmediateAckFrame,
+    MaxDataFrame,
+    MaxPathIdFrame,
+    MaxStreamDataFrame,
+    MaxStreamsFrame,
+    NewConnectionIdFrame,
+    NewTokenFrame,
+    PaddingFrame,
+    PathAbandonFrame,
+    PathChallengeFrame,
+    PathCidsBlockedFrame,
+    PathResponseFrame,
+    PathsBlockedFrame,
+    PathStatusFrame,
+    PingFrame,
+    QuicProtocolViolation,
+    ResetStreamFrame,
+    RetireConnectionIdFrame,
+    StopSendingFrame,
+    StreamDataBlockedFrame,
+    StreamFrame,
+    StreamsBlockedFrame,
+    parse_frames,
+)
+from .packet_protection import PacketProtection, PacketProtectionError
+from .streams import StreamManager
+from .transport_parameters import IrohTransportParameters, iroh_default_parameters
+
+__all__ = ["ENGINE_ENV", "IrohConnection", "new_connection"]
+
+ENGINE_ENV: Final = "AIOIROH_ENGINE"
+"""Environment variable choosing the engine in :func:`new_connection`: ``aioquic`` or ``native``."""
+
+QUIC_V1: Final = 1
+INITIAL, HANDSHAKE, APP = 0, 1, 2
+_EPOCHS: Final = (tls.Epoch.INITIAL, tls.Epoch.HANDSHAKE, tls.Epoch.ONE_RTT)
+_LEVEL_OF_EPOCH: Final = {tls.Epoch.INITIAL: INITIAL, tls.Epoch.HANDSHAKE: HANDSHAKE}
+_PACKET_FLAG: Final = (PACKET_INITIAL, PACKET_HANDSHAKE, PACKET_1RTT)
+_PACKET_TYPE: Final = (QuicPacketType.INITIAL, QuicPacketType.HANDSHAKE, QuicPacketType.ONE_RTT)
+
+# Transport error codes (RFC 9000 §20.1).
+NO_ERROR: Final = 0x0
+INTERNAL_ERROR: Final = 0x1
+PROTOCOL_VIOLATION: Final = 0xA
+CONNECTION_ID_LIMIT_ERROR: Final = 0x9
+CRYPTO_BUFFER_EXCEEDED: Final = 0xD
+APPLICATION_ERROR: Final = 0xC
+CRYPTO_ERROR: Final = 0x100
+
+ACK_DELAY: Final = 0.001
+"""How long we hold back an ACK for ack-eliciting packets (one ACK per receive batch)."""
+ACK_EVERY: Final = 10
+"""...but ack at once after this many unacknowledged ack-eliciting 1-RTT packets."""
+ACK_DELAY_EXPONENT: Final = 3
+ACK_FRAME_CAPACITY: Final = 64
+MAX_CRYPTO_BUFFER: Final = 64 * 1024
+"""Bound on out-of-order CRYPTO data per level (and on TLS output per call)."""
+MAX_PATH_RESPONSES: Final = 8
+"""Bound on PATH_CHALLENGEs we still owe an answer to."""
+MAX_PENDING_DATAGRAMS: Final = 256
+"""Bound on DATAGRAM frames queued for sending; the oldest are dropped beyond it."""
+MAX_PEER_CIDS_PER_PATH: Final = 16
+"""Bound on connection IDs stored per path id (the peer may not exceed our limit of 5)."""
+MAX_REMOTE_PATHS: Final = 16
+"""Bound on path ids we keep peer CIDs for (we allow at most 8)."""
+MAX_PACKETS_PER_POLL: Final = 64
+"""Packets built per :meth:`IrohConnection.datagrams_to_send` call before pacing resumes."""
+ACTIVE_CID_LIMIT: Final = 5
+"""active_connection_id_limit we send (iroh's value)."""
+MIN_PTO_IDLE_FACTOR: Final = 3
+
+
+def _error_code_of(exc: QuicProtocolViolation) -> int:
+    return int(exc.code) if exc.code is not None else PROTOCOL_VIOLATION
+
+
+class _Seal:
+    """Duck-typed crypto for aioquic's packet builder: it seals through our PacketProtection."""
+
+    __slots__ = ("path_id", "pp")
+    aead_tag_size = 16
+
+    def __init__(self, pp: PacketProtection, path_id: int = 0) -> None:
+        self.pp = pp
+        self.path_id = path_id
+
+    @property
+    def key_phase(self) -> int:
+        return self.pp.key_phase
+
+    def encrypt_packet(
+        self, plain_header: bytes, plain_payload: bytes, packet_number: int
+    ) -> bytes:
+        return self.pp.seal(plain_header, plain_payload, self.path_id, packet_number)
+
+
+class _Level:
+    """Keys, CRYPTO stream and TLS secrets of one encryption level."""
+
+    __slots__ = ("crypto", "pp", "recv_secret", "seal", "send_secret", "suite")
+
+    def __init__(self) -> None:
+        self.crypto = QuicStream()
+        self.pp: PacketProtection | None = None
+        self.seal: _Seal | None = None
+        self.send_secret: bytes | None = None
+        self.recv_secret: bytes | None = None
+        self.suite: tls.CipherSuite | None = None
+
+    def install(self, pp: PacketProtection) -> None:
+        self.pp = pp
+        self.seal = _Seal(pp)
+
+
+class IrohConnection:
+    """A QUIC connection speaking iroh's TLS profile and multipath framing; sans-I/O.
+
+    Same driving contract as aioquic's ``QuicConnection``: feed :meth:`receive_datagram`, then
+    drain :meth:`next_event`, send :meth:`datagrams_to_send`, and arm :meth:`get_timer`.
+    """
+
+    def __init__(
+        self,
+        *,
+        secret_key: SecretKey,
+        is_client: bool,
+        alpns: list[bytes],
+        expected_peer: PublicKey | None = None,
+        original_destination_connection_id: bytes | None = None,
+        settings: QuicSettings | None = None,
+        max_path_id: int | None = 7,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        """``max_path_id`` is the initial_max_path_id we offer (None: no multipath)."""
+        self.settings = settings or QuicSettings()
+        self._is_client = is_client
+        self._random = random_bytes
+        self._max_path_id = max_path_id
+        self._events: deque[events.QuicEvent] = deque()
+        self.host_cid = random_bytes(CID_LENGTH)
+        # Our CIDs: sequence -> (cid, reset token); sequence 0 is host_cid.
+        self._host_cids: dict[int, tuple[bytes, bytes]] = {0: (self.host_cid, random_bytes(16))}
+        self._host_cid_set: set[bytes] = {self.host_cid}
+        self._host_cid_seq = 0
+        self._cids_to_announce: list[int] = []
+        # Peer CIDs per path id: sequence -> cid; path 0's active one is _peer_cid.
+        self._peer_cids: dict[int, dict[int, bytes]] = {0: {}}
+        self._peer_cid = b""
+        self._peer_cid_seq = 0
+        self._peer_cid_set = False
+        self._retire_prior_to = 0
+        self._cids_to_retire: list[tuple[int | None, int]] = []
+        self._odcid = original_destination_connection_id or b""
+        self._addr: Any = None
+
+        self._levels = [_Level(), _Level(), _Level()]
+        self._spaces = [
+            QuicPacketSpace(),
+            QuicPacketSpace(),
+            QuicPacketSpace(is_application_data=True),
+        ]
+        self._recovery = QuicPacketRecovery(
+            congestion_control_algorithm=self.settings.congestion_control,
+            initial_rtt=self.settings.initial_rtt,
+            max_datagram_size=1200,
+            peer_completed_address_validation=not is_client,
+            send_probe=self._on_probe,
+        )
+        self._recovery.spaces = list(self._spaces)
+        self._max_datagram_size = 1200
+        self._pn = 0
+        self._unacked_eliciting = 0
+
+        self.streams = StreamManager(
+            is_client=is_client,
+            max_data=self.settings.max_data,
+            max_stream_data=self.settings.max_stream_data,
+            max_streams_bidi=100,
+            max_streams_uni=100,
+            emit=self._events.append,
+        )
+        self._datagrams: deque[bytes] = deque()
+        self._path_responses: deque[bytes] = deque(maxlen=MAX_PATH_RESPONSES)
+        self._pings: list[int] = []
+        self._probe_pending = False
+        self._handshake_done_pending = False
+        self._handshake_complete = False
+        self._handshake_confirmed = False
+        self._peer_tp: IrohTransportParameters | None = None
+        self._multipath = False
+        self._remote_max_path_id = 0
+        self._remote_max_datagram_frame_size: int | None = None
+        self._remote_ack_delay_exponent = 3
+        self._remote_idle_timeout: float | None = None
+        self._peer_cid_limit = 2
+
+        # Anti-amplification (server until the client's address is validated).
+        self._address_validated = is_client
+        self._bytes_received = 0
+        self._bytes_sent = 0
+
+        # Lifecycle.
+        self._close_event: events.ConnectionTerminated | None = None
+        self._close_pending = False
+        self._closing = False
+        self._draining = False
+        self._terminated = False
+        self._close_at: float | None = None
+        self._idle_at: float | None = None
+        self._eliciting_since_receive = False
+        self._pacing_at: float | None = None
+        self._loss_at: float | None = None
+        self.decrypt_failures = 0
+        """Packets dropped because they failed authentication (for tests and stats)."""
+        self.dropped_packets = 0
+        """Packets dropped for other reasons (unknown CID, no keys yet, bad header)."""
+        self.sent_frame_types: set[int] = set()
+        """Types of ACK frames we sent in 1-RTT packets (lets tests check PATH_ACK use)."""
+
+        self.tls = self._make_tls(alpns, expected_peer, secret_key)
+        self._crypto_buffers = {e: Buffer(capacity=MAX_CRYPTO_BUFFER) for e in _EPOCHS}
+        if not is_client:
+            self._install_initial(self._odcid)
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def _make_tls(
+        self, alpns: list[bytes], expected_peer: PublicKey | None, secret_key: SecretKey
+    ) -> RpkContext:
+        ctx = tls.Context(
+            is_client=self._is_client,
+            alpn_protocols=[a.decode("ascii") for a in alpns],
+            max_early_data=None,
+        )
+        params = iroh_default_parameters(
+            self._is_client,
+            initial_source_connection_id=self.host_cid,
+            original_destination_connection_id=self._odcid or None,
+            stateless_reset_token=self._host_cids[0][1],
+            multipath=self._max_path_id is not None,
+            nat_traversal=False,
+        )
+        params.initial_max_path_id = self._max_path_id
+        params.min_ack_delay = None
+        quic = params.quic
+        quic.max_idle_timeout = int(self.settings.idle_timeout * 1000)
+        quic.initial_max_data = self.settings.max_data
+        quic.initial_max_stream_data_bidi_local = self.settings.max_stream_data
+        quic.initial_max_stream_data_bidi_remote = self.settings.max_stream_data
+        quic.initial_max_stream_data_uni = self.settings.max_stream_data
+        quic.max_datagram_frame_size = self.settings.max_datagram_frame_size
+        quic.active_connection_id_limit = ACTIVE_CID_LIMIT
+        ctx.handshake_extensions = [
+            (tls.ExtensionType.QUIC_TRANSPORT_PARAMETERS, params.encode()),
+        ]
+        ctx.update_traffic_key_cb = self._update_traffic_key
+        return install_raw_public_keys(
+            ctx, secret_key=secret_key, is_client=self._is_client, expected_peer=expected_peer
+        )
+
+    def _install_initial(self, cid: bytes) -> None:
+        self._levels[INITIAL].install(PacketProtection.initial(cid, is_client=self._is_client))
+
+    def _update_traffic_key(
+        self,
+        direction: tls.Direction,
+        epoch: tls.Epoch,
+        cipher_suite: tls.CipherSuite,
+        secret: bytes,
+    ) -> None:
+        if epoch == tls.Epoch.ZERO_RTT:
+            return  # we never offer or accept early data
+        level = self._levels[_LEVEL_OF_EPOCH.get(epoch, APP)]
+        if direction == tls.Direction.ENCRYPT:
+            level.send_secret = secret
+        else:
+            level.recv_secret = secret
+        level.suite = cipher_suite
+        if level.send_secret is not None and level.recv_secret is not None and level.pp is None:
+            level.install(
+                PacketProtection(
+                    cipher_suite, send_secret=level.send_secret, recv_secret=level.recv_secret
+                )
+            )
+
+    # -- QuicEngine: read-only views -------------------------------------------------------
+
+    @property
+    def peer_id(self) -> PublicKey | None:
+        """The peer's authenticated key, once its CertificateVerify checked out."""
+        return self.tls.peer_id
+
+    @property
+    def auth_failure(self) -> str | None:
+        """Why we refused the peer's key, if we did."""
+        return self.tls.auth_failure
+
+    @property
+    def alpn(self) -> bytes | None:
+        """The negotiated ALPN."""
+        name = self.tls.alpn_negotiated
+        return None if name is None else name.encode("ascii")
+
+    @property
+    def is_client(self) -> bool:
+        """Whether we dialed."""
+        return self._is_client
+
+    @property
+    def is_terminated(self) -> bool:
+        """Whether the connection is over (ConnectionTerminated was emitted)."""
+        return self._terminated
+
+    @property
+    def is_closing(self) -> bool:
+        """Whether a close is in progress or done."""
+        return self._closing or self._terminated or self._close_pending
+
+    @property
+    def close_event(self) -> events.ConnectionTerminated | None:
+        """The ConnectionTerminated describing a close in progress (local or remote)."""
+        return self._close_event
+
+    @property
+    def smoothed_rtt(self) -> float | None:
+        """Smoothed RTT of path 0, once measured."""
+        rec: Any = self._recovery
+        return float(rec._rtt_smoothed) if rec._rtt_initialized else None
+
+    @property
+    def multipath_negotiated(self) -> bool:
+        """Whether both sides sent initial_max_path_id."""
+        return self._multipath
+
+    @property
+    def remote_address(self) -> Any:
+        """Where we send (path 0)."""
+        return self._addr
+
+    def send_buffer_size(self, stream_id: int) -> int:
+        """Bytes written to a stream and not yet acknowledged (for write back-pressure)."""
+        return self.streams.send_buffer_size(stream_id)
+
+    def stream_exists(self, stream_id: int) -> bool:
+        """Whether the stream is still tracked."""
+        return stream_id in self.streams.streams
+
+    def next_event(self) -> events.QuicEvent | None:
+        """The next pending event, or None."""
+        return self._events.popleft() if self._events else None
+
+    # -- QuicEngine: application calls -----------------------------------------------------
+
+    def connect(self, addr: Any, now: float) -> None:
+        """Start the handshake towards ``addr`` (client only)."""
+        if not self._is_client:
+            raise RuntimeError("connect() is for clients")
+        self._addr = addr
+        self._peer_cid = self._random(CID_LENGTH)
+        self._odcid = self._peer_cid
+        self._install_initial(self._peer_cid)
+        self._idle_at = now + self.settings.idle_timeout
+        self._tls_input(INITIAL, b"")
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Queue data on a stream (``ValueError`` if we cannot write to it)."""
+        self.streams.send(stream_id, data, end_stream)
+
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        """Abort sending on a stream."""
+        self.streams.reset(stream_id, error_code)
+
+    def stop_stream(self, stream_id: int, error_code: int) -> None:
+        """Ask the peer to stop sending on a stream."""
+        self.streams.stop(stream_id, error_code)
+
+    def send_datagram_frame(self, data: bytes) -> None:
+        """Queue an unreliable datagram (dropped if the peer does not accept datagrams)."""
+        limit = self._remote_max_datagram_frame_size
+        if limit is not None and len(data) + 8 > limit:
+            raise ValueError("datagram larger than the peer accepts")
+        if len(self._datagrams) >= MAX_PENDING_DATAGRAMS:
+            self._datagrams.popleft()
+        self._datagrams.append(bytes(data))
+
+    def send_ping(self, uid: int) -> None:
+        """Send a PING; PingAcknowledged(uid) follows when acked."""
+        self._pings.append(uid)
+
+    def close(
+        self, error_code: int = NO_ERROR, frame_type: int | None = None, reason_phrase: str = ""
+    ) -> None:
+        """Close the connection (application close unless ``frame_type`` is given)."""
+        if self._close_event is None and not self._terminated:
+            self._close_event = events.ConnectionTerminated(
+                error_code=error_code, frame_type=frame_type, reason_phrase=reason_phrase
+            )
+            self._close_pending = True
+
+    def _close_with_error(self, code: int, frame_type: int | None, reason: str) -> None:
+        self.close(error_code=code, frame_type=frame_type or 0, reason_phrase=reason)
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def _idle_timeout(self) -> float:
+        timeout = self.settings.idle_timeout
+        if self._remote_idle_timeout:
+            timeout = min(timeout, self._remote_idle_timeout)
+        return max(timeout, MIN_PTO_IDLE_FACTOR * self._recovery.get_probe_timeout())
+
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` must run next (or None)."""
+        if self._terminated:
+            return None
+        if self._closing:
+            return self._close_at
+        at = self._idle_at
+        for space in self._spaces:
+            if space.ack_at is not None and (at is None or space.ack_at < at):
+                at = space.ack_at
+        self._loss_at = self._recovery.get_loss_detection_time(
+            amplification_limited=self._amplification_limited()
+        )
+        if self._loss_at is not None and (at is None or self._loss_at < at):
+            at = self._loss_at
+        if self._pacing_at is not None and (at is None or self._pacing_at < at):
+            at = self._pacing_at
+        return at
+
+    def handle_timer(self, now: float) -> None:
+        """Fire whatever is due: close/idle, loss detection (ACK and pacing are send-side)."""
+        if self._terminated:
+            return
+        if self._closing:
+            if self._close_at is not None and now >= self._close_at:
+                self._terminate()
+            return
+        if self._idle_at is not None and now >= self._idle_at:
+            if self._close_event is None:
+                # Same shape as aioquic's, which the endpoint recognises as an idle timeout.
+                self._close_event = events.ConnectionTerminated(
+                    error_code=INTERNAL_ERROR, frame_type=0, reason_phrase="Idle timeout"
+                )
+            self._terminate()
+            return
+        if self._loss_at is not None and now >= self._loss_at:
+            self._recovery.on_loss_detection_timeout(now=now)
+        self._pacing_at = None
+
+    def _on_probe(self) -> None:
+        self._probe_pending = True
+
+    def _amplification_limited(self) -> bool:
+        return not self._address_validated and self._bytes_sent >= 3 * self._bytes_received
+
+    def _terminate(self) -> None:
+        self._terminated = True
+        self._closing = True
+        self._close_at = None
+        for space in self._spaces:
+            if not space.discarded:
+                self._recovery.discard_space(space)
+                space.discarded = True
+        assert self._close_event is not None
+        self._events.append(self._close_event)
+        for seq in list(self._host_cids):
+            if seq:
+                self._events.append(
+                    events.ConnectionIdRetired(connection_id=self._host_cids[seq][0])
+                )
+
+    def _enter_close(self, now: float, *, draining: bool) -> None:
+        # Closing (we sent CONNECTION_CLOSE) and draining (we received one) both last 3 PTO.
+        self._closing = True
+        self._draining = draining
+        self._close_pending = False
+        if self._close_at is None:
+            self._close_at = now + 3 * self._recovery.get_probe_timeout()
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
+        """Process one UDP datagram (possibly several coalesced packets) from ``addr``."""
+        if self._terminated:
+            return
+        data = bytes(data)
+        if self._addr is None:
+            self._addr = addr
+        self._bytes_received += len(data)
+        pos = 0
+        end_of_data = len(data)
+        while pos < end_of_data:
+            first = data[pos]
+            if not first & 0x40:
+                self.dropped_packets += 1
+                return  # fixed bit clear: not QUIC v1 (iroh never greases it)
+            if first & 0x80:
+                try:
+                    buf = Buffer(data=data)
+                    buf.seek(pos)
+                    header = pull_quic_header(buf, host_cid_length=CID_LENGTH)
+                except ValueError:
+                    self.dropped_packets += 1
+                    return
+                if header.version != QUIC_V1:
+                    self.dropped_packets += 1
+                    return
+                if header.packet_type == QuicPacketType.INITIAL:
+                    level = INITIAL
+                elif header.packet_type == QuicPacketType.HANDSHAKE:
+                    level = HANDSHAKE
+                else:
+                    self.dropped_packets += 1  # 0-RTT / Retry: never used by iroh
+                    pos += header.packet_length
+                    continue
+                end = pos + header.packet_length
+                pn_offset = buf.tell() - pos
+                dcid = header.destination_cid
+                if dcid not in self._host_cid_set and dcid != self._odcid:
+                    self.dropped_packets += 1
+                    pos = end
+                    continue
+                scid: bytes | None = header.source_cid
+            else:
+                level = APP
+                end = end_of_data
+                pn_offset = 1 + CID_LENGTH
+                if data[pos + 1 : pos + 1 + CID_LENGTH] not in self._host_cid_set:
+                    self.dropped_packets += 1
+                    return
+                scid = None
+            packet = data[pos:end]
+            pos = end
+            self._receive_packet(level, packet, pn_offset, scid, now)
+            if self._terminated:
+                return
+
+    def _receive_packet(
+        self, level: int, packet: bytes, pn_offset: int, scid: bytes | None, now: float
+    ) -> None:
+        lv = self._levels[level]
+        space = self._spaces[level]
+        if lv.pp is None or space.discarded:
+            self.dropped_packets += 1
+            return
+        try:
+            header, payload, pn = lv.pp.open(packet, pn_offset, 0, space.expected_packet_number)
+        except (PacketProtectionError, CryptoError, ValueError):
+            self.decrypt_failures += 1
+            return
+        if pn in space.received_packets:
+            return  # duplicate
+        if self._closing:
+            # Closing: repeat our CONNECTION_CLOSE once per packet; draining: stay silent.
+            if not self._draining:
+                self._close_pending = True
+            return
+        reserved = header[0] & (0x0C if level != APP else 0x18)
+        if reserved:
+            self._close_with_error(PROTOCOL_VIOLATION, 0, "reserved bits set")
+            return
+        if scid is not None and not self._peer_cid_set:
+            # The peer's chosen CID (server: the client's SCID; client: the server's).
+            self._peer_cid = scid
+            self._peer_cid_set = True
+        if level == HANDSHAKE and not self._is_client:
+            self._address_validated = True
+        try:
+            frames = parse_frames(
+                payload,
+                _PACKET_FLAG[level],
+                role="client" if self._is_client else "server",
+                multipath=self._multipath,
+            )
+            eliciting = self._handle_frames(level, frames, now)
+        except QuicProtocolViolation as exc:
+            self._close_with_error(_error_code_of(exc), exc.frame_type, str(exc))
+            return
+        if space.discarded:
+            return
+        if pn >= space.expected_packet_number:
+            space.expected_packet_number = pn + 1
+        space.received_packets.add(pn)
+        space.ack_queue.add(pn)
+        if pn > space.largest_received_packet:
+            space.largest_received_packet = pn
+            space.largest_received_time = now
+        if eliciting:
+            if level != APP:
+                space.ack_at = now
+            else:
+                self._unacked_eliciting += 1
+                if self._unacked_eliciting >= ACK_EVERY:
+                    space.ack_at = now
+                elif space.ack_at is None:
+                    space.ack_at = now + ACK_DELAY
+        self._idle_at = now + self._idle_timeout()
+        self._eliciting_since_receive = False
+        if level == HANDSHAKE and not self._spaces[INITIAL].discarded:
+            # RFC 9001 §4.9.1: Initial keys go once Handshake packets flow.
+            self._discard_level(INITIAL)
+
+    def _discard_level(self, level: int) -> None:
+        space = self._spaces[level]
+        if not space.discarded:
+            self._recovery.discard_space(space)
+            space.discarded = True
+            self._levels[level].pp = None
+            self._levels[level].seal = None
+
+    def _handle_frames(self, level: int, frames: list[Frame], now: float) -> bool:
+        eliciting = False
+        for frame in frames:
+            kind = type(frame)
+            if kind is StreamFrame:
+                self.streams.on_stream(frame)  # type: ignore[arg-type]
+                eliciting = True
+            elif kind is AckFrame:
+                self._on_ack(level, frame, now)  # type: ignore[arg-type]
+            elif kind is PaddingFrame:
+                pass
+            else:
+                eliciting = True
+                handler = _HANDLERS.get(kind)
+                if handler is not None:
+                    handler(self, level, frame, now)
+                if kind is ConnectionCloseFrame:
+                    return False
+        return eliciting
+
+    def _on_ack(self, level: int, frame: AckFrame, now: float) -> None:
+        if frame.path_id:
+            return  # no other path is ever opened by us (M2)
+        space = self._spaces[level]
+        if space.discarded:
+            return
+        largest = frame.ranges.bounds().stop - 1
+        if largest >= self._pn:
+            raise QuicProtocolViolation(
+                "ACK for a packet never sent", code=PROTOCOL_VIOLATION, frame_type=FrameType.ACK
+            )
+        delay = (frame.ack_delay << self._remote_ack_delay_exponent) / 1_000_000
+        self._recovery.on_ack_received(
+            ack_rangeset=frame.ranges, ack_delay=delay, now=now, space=space
+        )
+
+    def _on_crypto(self, level: int, frame: CryptoFrame, now: float) -> None:
+        stream = self._levels[level].crypto
+        if frame.offset + len(frame.data) - stream.receiver.starting_offset() > MAX_CRYPTO_BUFFER:
+            raise QuicProtocolViolation(
+                "too much CRYPTO data buffered",
+                code=CRYPTO_BUFFER_EXCEEDED,
+                frame_type=FrameType.CRYPTO,
+            )
+        event = stream.receiver.handle_frame(QuicStreamFrame(offset=frame.offset, data=frame.data))
+        if event is not None and event.data:
+            self._tls_input(level, event.data)
+
+    def _tls_input(self, level: int, data: bytes) -> None:
+        try:
+            self.tls.handle_message(data, self._crypto_buffers)
+        except tls.Alert as exc:
+            raise QuicProtocolViolation(
+                str(exc), code=CRYPTO_ERROR + int(exc.description), frame_type=FrameType.CRYPTO
+            ) from None
+        for epoch, lvl in zip(_EPOCHS, (INITIAL, HANDSHAKE, APP), strict=True):
+            buf = self._crypto_buffers[epoch]
+            if buf.tell():
+                self._levels[lvl].crypto.sender.write(buf.data)
+                buf.seek(0)
+        if self._peer_tp is None:
+            for ext_type, ext_data in self.tls.received_extensions or []:
+                if ext_type == tls.ExtensionType.QUIC_TRANSPORT_PARAMETERS:
+                    self._apply_peer_parameters(ext_data)
+        if not self._handshake_complete and self.tls.state in (
+            tls.State.CLIENT_POST_HANDSHAKE,
+            tls.State.SERVER_POST_HANDSHAKE,
+        ):
+            self._on_handshake_complete()
+
+    def _apply_peer_parameters(self, data: bytes) -> None:
+        params = IrohTransportParameters.decode(data)
+        self._peer_tp = params
+        quic = params.quic
+        if self._is_client and quic.original_destination_connection_id != self._odcid:
+            raise QuicProtocolViolation("original_destination_connection_id mismatch", code=0x08)
+        if quic.initial_source_connection_id is None:
+            raise QuicProtocolViolation("initial_source_connection_id missing", code=0x08)
+        if self._peer_cid_set and quic.initial_source_connection_id != self._peer_cid:
+            raise QuicProtocolViolation("initial_source_connection_id mismatch", code=0x08)
+        if quic.max_idle_timeout:
+            self._remote_idle_timeout = quic.max_idle_timeout / 1000
+        if quic.ack_delay_exponent is not None:
+            self._remote_ack_delay_exponent = quic.ack_delay_exponent
+        if quic.max_ack_delay is not None:
+            self._recovery.max_ack_delay = quic.max_ack_delay / 1000
+        self._remote_max_datagram_frame_size = quic.max_datagram_frame_size
+        self.streams.set_peer_limits(
+            max_data=quic.initial_max_data or 0,
+            max_stream_data_bidi_local=quic.initial_max_stream_data_bidi_local or 0,
+            max_stream_data_bidi_remote=quic.initial_max_stream_data_bidi_remote or 0,
+            max_stream_data_uni=quic.initial_max_stream_data_uni or 0,
+            max_streams_bidi=quic.initial_max_streams_bidi or 0,
+            max_streams_uni=quic.initial_max_streams_uni or 0,
+        )
+        self._peer_cid_limit = quic.active_connection_id_limit or 2
+        if params.initial_max_path_id is not None and self._max_path_id is not None:
+            self._multipath = True
+            self._remote_max_path_id = params.initial_max_path_id
+        if quic.max_udp_payload_size:
+            self._max_datagram_size = min(
+                self.settings.max_datagram_size, quic.max_udp_payload_size
+            )
+
+    def _on_handshake_complete(self) -> None:
+        self._handshake_complete = True
+        if not self._is_client:
+            self._handshake_done_pending = True
+            self._confirm_handshake()
+        # Peer CID seq 0 is the one from the handshake.
+        self._peer_cids[0][0] = self._peer_cid
+        self._issue_cids()
+        self._events.append(
+            events.HandshakeCompleted(
+                alpn_protocol=self.tls.alpn_negotiated,
+                early_data_accepted=False,
+                session_resumed=False,
+            )
+        )
+
+    def _confirm_handshake(self) -> None:
+        if self._handshake_confirmed:
+            return
+        self._handshake_confirmed = True
+        self._recovery.handshake_confirmed = True
+        self._recovery.peer_completed_address_validation = True
+        self._discard_level(INITIAL)
+        self._discard_level(HANDSHAKE)
+
+    def _issue_cids(self) -> None:
+        """Give the peer spare CIDs up to its active_connection_id_limit (max ours)."""
+        limit = min(self._peer_cid_limit, ACTIVE_CID_LIMIT)
+        while len(self._host_cids) < limit:
+            self._host_cid_seq += 1
+            cid = self._random(CID_LENGTH)
+            self._host_cids[self._host_cid_seq] = (cid, self._random(16))
+            self._host_cid_set.add(cid)
+            self._cids_to_announce.append(self._host_cid_seq)
+            self._events.append(events.ConnectionIdIssued(connection_id=cid))
+
+    # -- frame handlers (table below) ------------------------------------------------------
+
+    def _on_handshake_done(self, level: int, frame: HandshakeDoneFrame, now: float) -> None:
+        self._confirm_handshake()
+
+    def _on_close_frame(self, level: int, frame: ConnectionCloseFrame, now: float) -> None:
+        if self._close_event is None or self._close_pending:
+            self._close_event = events.ConnectionTerminated(
+                error_code=frame.error_code,
+                frame_type=frame.frame_type,
+                reason_phrase=frame.reason.decode("utf-8", "replace"),
+            )
+        self._close_pending = False
+        self._enter_close(now, draining=True)
+
+    def _on_datagram(self, level: int, frame: DatagramFrame, now: float) -> None:
+        if len(frame.data) > self.settings.max_datagram_frame_size:
+            raise QuicProtocolViolation(
+                "DATAGRAM too large", code=PROTOCOL_VIOLATION, frame_type=FrameType.DATAGRAM
+            )
+        self._events.append(events.DatagramFrameReceived(data=frame.data))
+
+    def _on_new_cid(self, level: int, frame: NewConnectionIdFrame, now: float) -> None:
+        path_id = frame.path_id or 0
+        if path_id > (self._max_path_id or 0):
+            raise QuicProtocolViolation(
+                "CID for a path id above our maximum",
+                code=PROTOCOL_VIOLATION,
+                frame_type=FrameType.PATH_NEW_CONNECTION_ID,
+            )
+        cids = self._peer_cids.get(path_id)
+        if cids is None:
+            if len(self._peer_cids) >= MAX_REMOTE_PATHS:
+                return
+            cids = self._peer_cids[path_id] = {}
+        if path_id == 0 and frame.sequence < self._retire_prior_to:
+            self._cids_to_retire.append((frame.path_id, frame.sequence))
+            return
+        cids[frame.sequence] = frame.connection_id
+        if path_id == 0 and frame.retire_prior_to > self._retire_prior_to:
+            self._retire_prior_to = frame.retire_prior_to
+            for seq in [s for s in cids if s < frame.retire_prior_to]:
+                del cids[seq]
+                self._cids_to_retire.append((frame.path_id, seq))
+            if self._peer_cid_seq < frame.retire_prior_to:
+                self._peer_cid_seq = min(cids)
+                self._peer_cid = cids[self._peer_cid_seq]
+        if len(cids) > max(ACTIVE_CID_LIMIT, MAX_PEER_CIDS_PER_PATH // 2) + 1:
+            raise QuicProtocolViolation(
+                "too many connection IDs",
+                code=CONNECTION_ID_LIMIT_ERROR,
+                frame_type=FrameType.NEW_CONNECTION_ID,
+            )
+
+    def _on_retire_cid(self, level: int, frame: RetireConnectionIdFrame, now: float) -> None:
+        if frame.path_id:
+            return  # we never issue CIDs for other paths
+        if frame.sequence > self._host_cid_seq:
+            raise QuicProtocolViolation(
+                "retiring a CID never issued",
+                code=PROTOCOL_VIOLATION,
+                frame_type=FrameType.RETIRE_CONNECTION_ID,
+            )
+        entry = self._host_cids.pop(frame.sequence, None)
+        if entry is None:
+            return
+        cid = entry[0]
+        self._host_cid_set.discard(cid)
+        if cid == self.host_cid:
+            # Keep routing by a live CID name; the endpoint uses host_cid only at setup.
+            self.host_cid = next(iter(self._host_cids.values()))[0] if self._host_cids else cid
+        self._events.append(events.ConnectionIdRetired(connection_id=cid))
+        self._issue_cids()
+
+    def _on_path_challenge(self, level: int, frame: PathChallengeFrame, now: float) -> None:
+        self._path_responses.append(frame.data)
+
+    def _on_max_path_id(self, level: int, frame: MaxPathIdFrame, now: float) -> None:
+        self._remote_max_path_id = max(self._remote_max_path_id, frame.max_path_id)
+
+    def _on_immediate_ack(self, level: int, frame: ImmediateAckFrame, now: float) -> None:
+        self._spaces[level].ack_at = now
+
+    def _ignore(self, level: int, frame: Any, now: float) -> None:
+        """Frames we accept without acting on them (M2: other paths are never used)."""
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        """Build what is due now; returns ``[(datagram, addr)]`` (addr: where to send)."""
+        if self._terminated or self._addr is None or not self._peer_cid:
+            return []
+        builder = QuicPacketBuilder(
+            host_cid=self.host_cid,
+            peer_cid=self._peer_cid,
+            version=QUIC_V1,
+            is_client=self._is_client,
+            max_datagram_size=self._max_datagram_size,
+            packet_number=self._pn,
+        )
+        if self._close_pending:
+            self._write_close(builder)
+            self._enter_close(now, draining=False)
+        elif self._closing:
+            return []
+        else:
+            rec = self._recovery
+            builder.max_flight_bytes = rec.congestion_window - rec.bytes_in_flight
+            if self._probe_pending and builder.max_flight_bytes < self._max_datagram_size:
+                builder.max_flight_bytes = self._max_datagram_size
+            if not self._address_validated:
+                builder.max_total_bytes = max(0, 3 * self._bytes_received - self._bytes_sent)
+            try:
+                if not self._handshake_confirmed:
+                    self._write_handshake(builder, INITIAL, now)
+                    self._write_handshake(builder, HANDSHAKE, now)
+                self._write_application(builder, now)
+            except QuicPacketBuilderStop:
+                pass
+        datagrams, packets = builder.flush()
+        self._pn = builder.packet_number
+        for packet in packets:
+            packet.sent_time = now
+            level = _level_of_packet(packet)
+            space = self._spaces[level]
+            if space.discarded:
+                continue
+            self._recovery.on_packet_sent(packet=packet, space=space)
+            if packet.is_ack_eliciting and not self._eliciting_since_receive:
+                # RFC 9000 §10.1: sending restarts the idle timer once per receive.
+                self._eliciting_since_receive = True
+                self._idle_at = now + self._idle_timeout()
+        addr = self._addr
+        out = []
+        for datagram in datagrams:
+            self._bytes_sent += len(datagram)
+            out.append((datagram, addr))
+        return out
+
+    def _write_close(self, builder: QuicPacketBuilder) -> None:
+        event = self._close_event
+        assert event is not None
+        levels = [APP] if self._handshake_confirmed else [INITIAL, HANDSHAKE, APP]
+        for level in levels:
+            seal = self._levels[level].seal
+            if seal is None:
+                continue
+            code, frame_type, reason = event.error_code, event.frame_type, event.reason_phrase
+            if level != APP and frame_type is None:
+                # An application close must not leak before 1-RTT (RFC 9000 §10.2.3).
+                code, frame_type, reason = APPLICATION_ERROR, 0, ""
+            if level == APP and not self._handshake_complete and frame_type is None:
+                code, frame_type, reason = APPLICATION_ERROR, 0, ""
+            reason_bytes = reason.encode("utf-8")[:512]
+            try:
+                builder.start_packet(_PACKET_TYPE[level], seal)  # type: ignore[arg-type]
+                buf = builder.start_frame(
+                    FrameType.CONNECTION_CLOSE
+                    if frame_type is not None
+                    else FrameType.APPLICATION_CLOSE,
+                    capacity=32 + len(reason_bytes),
+                )
+            except QuicPacketBuilderStop:
+                return
+            buf.push_uint_var(code)
+            if frame_type is not None:
+                buf.push_uint_var(frame_type)
+            buf.push_uint_var(len(reason_bytes))
+            buf.push_bytes(reason_bytes)
+
+    def _write_ack(self, builder: QuicPacketBuilder, level: int, now: float) -> None:
+        space = self._spaces[level]
+        delay = 0.0
+        if space.largest_received_time is not None:
+            delay = max(0.0, now - space.largest_received_time)
+        encoded = int(delay * 1_000_000) >> ACK_DELAY_EXPONENT
+        path_ack = level == APP and self._multipath
+        buf = builder.start_frame(
+            FrameType.ACK,
+            capacity=ACK_FRAME_CAPACITY + (2 if path_ack else 0),
+            handler=_on_ack_delivery,
+            handler_args=(space, space.largest_received_packet),
+        )
+        if path_ack:
+            # Written like an ACK (not ack-eliciting, not in flight), then retyped as
+            # PATH_ACK for path 0 (design notes §1.3): both types are one-byte varints.
+            buf.seek(buf.tell() - 1)
+            buf.push_uint_var(FrameType.PATH_ACK)
+            buf.push_uint_var(0)
+        push_ack_frame(buf, space.ack_queue, encoded, builder.remaining_buffer_space)
+        space.ack_at = None
+        if level == APP:
+            self._unacked_eliciting = 0
+            self.sent_frame_types.add(FrameType.PATH_ACK if path_ack else FrameType.ACK)
+
+    def _write_handshake(self, builder: QuicPacketBuilder, level: int, now: float) -> None:
+        lv = self._levels[level]
+        space = self._spaces[level]
+        if lv.seal is None or space.discarded:
+            return
+        while True:
+            builder.start_packet(_PACKET_TYPE[level], lv.seal)  # type: ignore[arg-type]
+            if space.ack_at is not None:
+                self._write_ack(builder, level, now)
+            sender = lv.crypto.sender
+            if not sender.buffer_is_empty:
+                self._write_crypto(builder, lv)
+                self._probe_pending = False
+            if (
+                self._probe_pending
+                and not self._handshake_complete
+                and (level == HANDSHAKE or self._levels[HANDSHAKE].seal is None)
+            ):
+                builder.start_frame(FrameType.PING)
+                self._probe_pending = False
+            if builder.packet_is_empty:
+                break
+
+    def _write_crypto(self, builder: QuicPacketBuilder, lv: _Level) -> None:
+        sender = lv.crypto.sender
+        frame = sender.get_frame(builder.remaining_flight_space - 18)
+        if frame is None:
+            return
+        buf = builder.start_frame(
+            FrameType.CRYPTO,
+            capacity=18,
+            handler=sender.on_data_delivery,
+            handler_args=(frame.offset, frame.offset + len(frame.data), False),
+        )
+        buf.push_uint_var(frame.offset)
+        buf.push_uint16(len(frame.data) | 0x4000)
+        buf.push_bytes(frame.data)
+
+    def _write_application(self, builder: QuicPacketBuilder, now: float) -> None:
+        lv = self._levels[APP]
+        if lv.seal is None:
+            return
+        space = self._spaces[APP]
+        streams = self.streams
+        budget = MAX_PACKETS_PER_POLL
+        self._pacing_at = None
+        while True:
+            if budget == 0:
+                # Let the driver read (and process ACKs) before the next burst.
+                self._pacing_at = now
+                return
+            budget -= 1
+            builder.start_packet(QuicPacketType.ONE_RTT, lv.seal)  # type: ignore[arg-type]
+            if space.ack_at is not None and (space.ack_at <= now or streams.has_pending):
+                self._write_ack(builder, APP, now)
+            if self._handshake_complete:
+                if self._handshake_done_pending:
+                    builder.start_frame(
+                        FrameType.HANDSHAKE_DONE, handler=self._on_handshake_done_delivery
+                    )
+                    self._handshake_done_pending = False
+                while self._path_responses:
+                    buf = builder.start_frame(FrameType.PATH_RESPONSE, capacity=9)
+                    buf.push_bytes(self._path_responses.popleft())
+                while self._cids_to_announce:
+                    self._write_new_cid(builder, self._cids_to_announce[0])
+                    self._cids_to_announce.pop(0)
+                while self._cids_to_retire:
+                    path_id, seq = self._cids_to_retire[0]
+                    if self._multipath:
+                        buf = builder.start_frame(
+                            FrameType.PATH_RETIRE_CONNECTION_ID,
+                            capacity=16,
+                            handler=self._on_retire_delivery,
+                            handler_args=(path_id, seq),
+                        )
+                        buf.push_uint_var(path_id or 0)
+                    else:
+                        buf = builder.start_frame(
+                            FrameType.RETIRE_CONNECTION_ID,
+                            capacity=9,
+                            handler=self._on_retire_delivery,
+                            handler_args=(path_id, seq),
+                        )
+                    buf.push_uint_var(seq)
+                    self._cids_to_retire.pop(0)
+            if self._pings:
+                builder.start_frame(
+                    FrameType.PING,
+                    handler=self._on_ping_delivery,
+                    handler_args=(tuple(self._pings),),
+                )
+                self._pings.clear()
+            if self._probe_pending:
+                builder.start_frame(FrameType.PING)
+                self._probe_pending = False
+            if not lv.crypto.sender.buffer_is_empty:
+                self._write_crypto(builder, lv)
+            while self._datagrams:
+                data = self._datagrams[0]
+                buf = builder.start_frame(FrameType.DATAGRAM_WITH_LENGTH, capacity=9 + len(data))
+                buf.push_uint_var(len(data))
+                buf.push_bytes(data)
+                self._datagrams.popleft()
+            if self._handshake_complete and streams.has_pending:
+                streams.write_frames(builder)
+            if builder.packet_is_empty:
+                return
+
+    def _write_new_cid(self, builder: QuicPacketBuilder, seq: int) -> None:
+        entry = self._host_cids.get(seq)
+        if entry is None:
+            return
+        cid, token = entry
+        if self._multipath:
+            buf = builder.start_frame(
+                FrameType.PATH_NEW_CONNECTION_ID,
+                capacity=48,
+                handler=self._on_new_cid_delivery,
+                handler_args=(seq,),
+            )
+            buf.push_uint_var(0)
+        else:
+            buf = builder.start_frame(
+                FrameType.NEW_CONNECTION_ID,
+                capacity=44,
+                handler=self._on_new_cid_delivery,
+                handler_args=(seq,),
+            )
+        buf.push_uint_var(seq)
+        buf.push_uint_var(0)  # retire_prior_to
+        buf.push_uint8(len(cid))
+        buf.push_bytes(cid)
+        buf.push_bytes(token)
+
+    # -- delivery callbacks ----------------------------------------------------------------
+
+    def _on_handshake_done_delivery(self, delivery: QuicDeliveryState) -> None:
+        if delivery != QuicDeliveryState.ACKED and not self._closing:
+            self._handshake_done_pending = True
+
+    def _on_new_cid_delivery(self, delivery: QuicDeliveryState, seq: int) -> None:
+        if delivery != QuicDeliveryState.ACKED and seq in self._host_cids:
+            self._cids_to_announce.append(seq)
+
+    def _on_retire_delivery(
+        self, delivery: QuicDeliveryState, path_id: int | None, seq: int
+    ) -> None:
+        if delivery != QuicDeliveryState.ACKED:
+            self._cids_to_retire.append((path_id, seq))
+
+    def _on_ping_delivery(self, delivery: QuicDeliveryState, uids: tuple[int, ...]) -> None:
+        if delivery == QuicDeliveryState.ACKED:
+            for uid in uids:
+                self._events.append(events.PingAcknowledged(uid=uid))
+        else:
+            self._pings.extend(uids)
+
+
+def _on_ack_delivery(delivery: QuicDeliveryState, space: QuicPacketSpace, largest: int) -> None:
+    if delivery == QuicDeliveryState.ACKED and largest >= 0:
+        # The peer saw these ranges: stop repeating them.
+        space.ack_queue.subtract(0, largest + 1)
+
+
+def _level_of_packet(packet: QuicSentPacket) -> int:
+    epoch = packet.epoch
+    if epoch is tls.Epoch.ONE_RTT:
+        return APP
+    return INITIAL if epoch is tls.Epoch.INITIAL else HANDSHAKE
+
+
+_HANDLERS: Final[dict[type, Callable[[IrohConnection, int, Any, float], None]]] = {
+    PingFrame: IrohConnection._ignore,
+    CryptoFrame: IrohConnection._on_crypto,
+    ResetStreamFrame: lambda c, lvl, f, now: c.streams.on_reset_stream(f),
+    StopSendingFrame: lambda c, lvl, f, now: c.streams.on_stop_sending(f),
+    MaxDataFrame: lambda c, lvl, f, now: c.streams.on_max_data(f),
+    MaxStreamDataFrame: lambda c, lvl, f, now: c.streams.on_max_stream_data(f),
+    MaxStreamsFrame: lambda c, lvl, f, now: c.streams.on_max_streams(f),
+    DataBlockedFrame: IrohConnection._ignore,
+    StreamDataBlockedFrame: IrohConnection._ignore,
+    StreamsBlockedFrame: IrohConnection._ignore,
+    NewTokenFrame: IrohConnection._ignore,
+    NewConnectionIdFrame: IrohConnection._on_new_cid,
+    RetireConnectionIdFrame: IrohConnection._on_retire_cid,
+    PathChallengeFrame: IrohConnection._on_path_challenge,
+    PathResponseFrame: IrohConnection._ignore,
+    ConnectionCloseFrame: IrohConnection._on_close_frame,
+    HandshakeDoneFrame: IrohConnection._on_handshake_done,
+    DatagramFrame: IrohConnection._on_datagram,
+    AckFrequencyFrame: IrohConnection._ignore,
+    ImmediateAckFrame: IrohConnection._on_immediate_ack,
+    PathAbandonFrame: IrohConnection._ignore,
+    PathStatusFrame: IrohConnection._ignore,
+    MaxPathIdFrame: IrohConnection._on_max_path_id,
+    PathsBlockedFrame: IrohConnection._ignore,
+    PathCidsBlockedFrame: IrohConnection._ignore,
+}
+
+
+def new_connection(**kwargs: Any) -> IrohConnection | IrohQuicConnection:
+    """Build the engine chosen by ``$AIOIROH_ENGINE`` (``aioquic`` default, or ``native``).
+
+    Takes the :class:`IrohQuicConnection` constructor's keyword arguments.
+    """
+    if os.environ.get(ENGINE_ENV, "aioquic") == "native":
+        return IrohConnection(**kwargs)
+    return IrohQuicConnection(**kwargs)
