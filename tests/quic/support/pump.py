@@ -112,4 +112,8 @@ class Pump:
         assert cond(), "condition not reached"
 
     def of(self, name: str, kind: type) -> list[Any]:
+        """Events of ``kind`` seen so far by ``name`` ("client"/"server")."""
+        for side, conn in (("client", self.client), ("server", self.server)):
+            while conn is not None and (ev := conn.next_event()) is not None:
+                self.events[side].append(ev)
         return [e for e in self.events[name] if isinstance(e, kind)]
