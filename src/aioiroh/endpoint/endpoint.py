@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Any, Final
 
-from ..base.endpoint_addr import EndpointAddr, parse_socket_addr
+from ..address_lookup.base import AddressLookup
+from ..address_lookup.services import AddressLookupServices
+from ..base.endpoint_addr import EndpointAddr, TransportAddr, parse_socket_addr
 from ..base.key import PublicKey, SecretKey
 from ..base.relay_url import RelayUrl
 from ..base.ticket import EndpointTicket
-from ..errors import ConnectError, ConnectTimeout, EndpointClosed, LocallyClosed
+from ..dns.endpoint_info import EndpointInfo
+from ..errors import ConnectError, ConnectTimeout, EndpointClosed, IrohError, LocallyClosed
 from ..quic.aioquic_connection import QuicSettings
 from ..socket.driver import ConnectionDriver
 from ..socket.interfaces import local_addresses
@@ -63,6 +67,8 @@ class Endpoint:
         self._alpns: list[bytes] = [bytes(a) for a in alpns]
         self.relay_mode = relay_mode
         self._relay: RelayTransport | None = None
+        self._lookup: AddressLookupServices | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._state = EndpointState.OPEN
         self._accept_queue: deque[Connection] = deque()
         self._accept_waiters: list[asyncio.Future[None]] = []
@@ -81,6 +87,7 @@ class Endpoint:
         relay_mode: RelayMode | None = None,
         settings: QuicSettings | None = None,
         relay_config: RelayTransportConfig | None = None,
+        address_lookup: Iterable[AddressLookup] | AddressLookupServices | None = None,
     ) -> Endpoint:
         """Bind a new endpoint.
 
@@ -89,7 +96,9 @@ class Endpoint:
         IPv6 socket address (default ``[::]:0``; ``False`` for no IPv6 socket).
         ``relay_mode``: a :class:`RelayMode`. The default is ``RelayMode.disabled()``: unlike
         Rust, aioiroh never reaches n0's public relays unless asked with
-        ``RelayMode.default()``.
+        ``RelayMode.default()``. ``address_lookup``: services that publish our addresses
+        and resolve others' (pkarr, DNS, mDNS, memory); with them ``connect(endpoint_id)``
+        works without addresses.
         """
         ep = cls(secret_key or SecretKey.generate(), alpns, relay_mode or RelayMode.disabled())
         ep._socket = MagicSocket(
@@ -116,7 +125,43 @@ class Endpoint:
             ep._relay = relay
             ep._socket.relay = relay
             await relay.start()
+        if address_lookup is not None:
+            lookup = (
+                address_lookup
+                if isinstance(address_lookup, AddressLookupServices)
+                else AddressLookupServices(address_lookup)
+            )
+            ep._lookup = lookup
+            for service in lookup.services:
+                start = getattr(service, "start", None)
+                if start is not None and asyncio.iscoroutinefunction(start):
+                    await start()
+            ep._spawn(ep._publish_loop(), "aioiroh-publish")
         return ep
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def endpoint_info(self) -> EndpointInfo:
+        """What we publish about ourselves: home relay and direct addresses."""
+        home = self.home_relay
+        return EndpointInfo(
+            self.id,
+            relay_urls=(home,) if home else (),
+            direct_addresses=tuple(self.direct_addresses()),
+        )
+
+    async def _publish_loop(self) -> None:
+        """Publish our info now and again whenever the home relay changes."""
+        assert self._lookup is not None
+        self._lookup.publish(self.endpoint_info())
+        if self._relay is None:
+            return
+        watcher = self._relay.home_relay.watch()
+        async for _ in watcher:
+            self._lookup.publish(self.endpoint_info())
 
     # -- identity and addresses ------------------------------------------------------------
 
@@ -215,6 +260,9 @@ class Endpoint:
             raise ValueError("an ALPN is required")
         addr = self._resolve(target)
         paths = self._paths_for(addr)
+        if not paths and self._lookup is not None:
+            addr = await self._lookup_addr(addr, timeout)
+            paths = self._paths_for(addr)
         if not paths:
             raise ConnectError(f"no usable address for endpoint {addr.id.fmt_short()}")
         driver = self._socket.dial(addr.id, paths, bytes(alpn))
@@ -235,6 +283,37 @@ class Endpoint:
             self._pending.discard(conn)
         self._track(conn)
         return conn
+
+    async def _lookup_addr(self, addr: EndpointAddr, timeout: float) -> EndpointAddr:
+        """Ask the address lookup services; the first result with a usable path wins."""
+        assert self._lookup is not None
+        stream = self._lookup.resolve(addr.id)
+        if stream is None:
+            return addr
+
+        async def first() -> EndpointAddr:
+            found = addr
+            async with contextlib.aclosing(stream):  # type: ignore[type-var]
+                async for item in stream:
+                    info = item.endpoint_info
+                    found = found.with_addrs(
+                        [
+                            *(TransportAddr.ip(a) for a in info.direct_addresses),
+                            *(TransportAddr.relay(u) for u in info.relay_urls),
+                        ]
+                    )
+                    if self._paths_for(found):
+                        return found
+            return found
+
+        try:
+            return await asyncio.wait_for(first(), timeout)
+        except TimeoutError:
+            raise ConnectTimeout(
+                f"address lookup found nothing for {addr.id.fmt_short()} in {timeout:g}s"
+            ) from None
+        except IrohError as exc:
+            raise ConnectError(f"address lookup failed for {addr.id.fmt_short()}: {exc}") from exc
 
     # -- accepting -------------------------------------------------------------------------
 
@@ -296,8 +375,13 @@ class Endpoint:
             driver.flush()
         await asyncio.sleep(0)
         self._socket.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._relay is not None:
             await self._relay.close()
+        if self._lookup is not None:
+            await self._lookup.aclose()
         for conn in list(self._connections) + list(self._pending):
             conn._finish(LocallyClosed("endpoint closed", code=ENDPOINT_CLOSE_CODE))
         self._state = EndpointState.CLOSED
