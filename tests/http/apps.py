@@ -157,7 +157,7 @@ def make_app() -> Starlette:
             Route("/download", download),
             Route("/forever", forever),
             Route("/boom", boom),
-            Route("/wait", wait),
+            Route("/wait", wait, methods=["GET", "POST"]),
         ],
         lifespan=lifespan,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -429,3 +430,47 @@ async def test_aioquic_h3_client_against_our_server(
     data = b"".join(e.data for e in got if isinstance(e, h3e.DataReceived))
     assert json.loads(data) == {"echo": {"from": "aioquic"}}
     conn.close(0, b"")
+
+
+# -- bad input -----------------------------------------------------------------------------
+
+
+async def test_body_sent_far_ahead_of_the_app_is_refused(client_ep: aioiroh.Endpoint) -> None:
+    app = make_app()
+    events: Events = app.state.events
+    ep = await aioiroh.Endpoint.bind(bind_addr="127.0.0.1:0")
+    task = asyncio.create_task(serve(app, ep, max_request_buffer=256 * 1024))
+    transport = IrohTransport(client_ep, addrs=[ep.addr()])
+    try:
+        async with httpx.AsyncClient(transport=transport, timeout=20) as client:
+            url = f"iroh://{ep.id.to_base32()}"
+            # /wait never reads its body: past the bound the server aborts the request.
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.post(f"{url}/wait", content=b"z" * (4 * 1024 * 1024))
+            events.gate.set()
+            assert (await client.get(f"{url}/json")).status_code == 200
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await ep.close()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"\xff" * 64, b"\x01\x40\xff" + b"\x00" * 10, b"\x00\x05abc", b"\x21\x00"],
+    ids=["varint-junk", "headers-truncated-qpack", "data-before-headers", "reserved-frame"],
+)
+async def test_garbage_on_a_request_stream_closes_only_that_connection(
+    served: Served, client: httpx.AsyncClient, client_ep: aioiroh.Endpoint, garbage: bytes
+) -> None:
+    conn = await client_ep.connect(served.endpoint.addr(), ALPN_H3)
+    send, _recv = await conn.open_bi()
+    await send.write_all(garbage)
+    await send.finish()
+    # Either the server closes this connection with an H3 error, or it ignores the stream; in
+    # both cases it keeps serving others.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1.0):
+            await conn.closed()
+    conn.close(0, b"")
+    assert (await client.get(f"{served.url}/json")).status_code == 200

@@ -28,6 +28,7 @@ from ._h3 import (
     H3_EXCESSIVE_LOAD,
     H3_INTERNAL_ERROR,
     H3_NO_ERROR,
+    MAX_BUFFERED_BODY,
     H3Session,
     H3Stream,
     Headers,
@@ -232,8 +233,10 @@ class AsgiServer:
         max_concurrent_requests: int = MAX_CONCURRENT_REQUESTS,
         max_connections: int = MAX_CONNECTIONS,
         root_path: str = "",
+        max_request_buffer: int = MAX_BUFFERED_BODY,
     ) -> None:
         self.app = app
+        self.max_request_buffer = max_request_buffer
         self.max_concurrent_requests = max_concurrent_requests
         self.max_connections = max_connections
         self.root_path = root_path
@@ -286,7 +289,7 @@ class AsgiServer:
             task.add_done_callback(tasks.discard)
             task.add_done_callback(self._requests.discard)
 
-        session = H3Session(conn, on_request=on_request)
+        session = H3Session(conn, on_request=on_request, max_buffered=self.max_request_buffer)
         self._sessions.add(session)
         try:
             await session.closed()
@@ -364,6 +367,7 @@ async def serve(
     max_concurrent_requests: int = MAX_CONCURRENT_REQUESTS,
     max_connections: int = MAX_CONNECTIONS,
     root_path: str = "",
+    max_request_buffer: int = MAX_BUFFERED_BODY,
     started: Callable[[AsgiServer], None] | None = None,
 ) -> None:
     """Serve ``app`` on ``endpoint`` over HTTP/3 (ALPN ``iroh+h3``) until cancelled.
@@ -371,6 +375,8 @@ async def serve(
     Adds ``iroh+h3`` to the endpoint's ALPNs and runs its accept loop, so connections on other
     ALPNs are closed; use :class:`AsgiServer` with a Router to share the endpoint. Returns when
     the endpoint is closed. ``started`` is called once lifespan startup is done.
+    ``max_request_buffer``: request body bytes a client may send ahead of the app's reads
+    before its request is aborted with H3_EXCESSIVE_LOAD.
     """
     server = AsgiServer(
         app,
@@ -378,6 +384,7 @@ async def serve(
         max_concurrent_requests=max_concurrent_requests,
         max_connections=max_connections,
         root_path=root_path,
+        max_request_buffer=max_request_buffer,
     )
     if ALPN_H3 not in endpoint.alpns:
         endpoint.set_alpns([*endpoint.alpns, ALPN_H3])
