@@ -1,0 +1,283 @@
+"""``aioiroh doctor``: a network report to paste into a bug.
+
+The report is a list of sections, each produced by one probe (see ``PROBES``): environment,
+local addresses, relay latencies (HTTP ``/ping``), the home relay an endpoint picks, IPv4/IPv6
+reachability of the relays, the reflexive address from QAD, and a NAT guess. Probes that need
+code aioiroh does not have yet (QAD client, net_report) say "not available" rather than
+guessing; adding one means writing a coroutine and listing it in ``PROBES``.
+
+Only the relays given with ``--relay`` are contacted; with none, the report is local only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import platform
+import socket
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import aiohttp
+import click
+
+from ..endpoint.endpoint import Endpoint
+from ..errors import IrohError
+from ..socket.interfaces import local_addresses
+from ._common import emit, json_option, key_option, relay_mode_from, relay_option
+from .pipe import bind_option, run_main, secret_key_from
+
+NOT_AVAILABLE: Final = "not available"
+# HTTP /ping requests per relay; the median is reported.
+RELAY_PINGS: Final = 5
+RELAY_TIMEOUT: Final = 5.0
+HOME_RELAY_TIMEOUT: Final = 10.0
+TCP_PROBE_TIMEOUT: Final = 3.0
+
+
+@dataclass
+class Context:
+    """What every probe may use."""
+
+    relays: tuple[str, ...]
+    key_file: Path | None
+    bind: str
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+Probe = Callable[[Context], Awaitable[dict[str, Any]]]
+
+
+# -- probes -------------------------------------------------------------------------------
+
+
+async def probe_environment(ctx: Context) -> dict[str, Any]:
+    from .. import __version__
+
+    return {
+        "aioiroh": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+
+
+def _classify(addr: str) -> str:
+    ip = ipaddress.ip_address(addr)
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local"
+    if ip.is_private:
+        return "private"
+    return "global"
+
+
+async def probe_local(ctx: Context) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for family, v6 in (("ipv4", False), ("ipv6", True)):
+        addrs = await asyncio.to_thread(local_addresses, v6)
+        out[family] = [{"addr": a, "scope": _classify(a)} for a in addrs]
+    return out
+
+
+async def _relay_ping(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+    target = url.rstrip("/") + "/ping"
+    samples: list[float] = []
+    error = None
+    for _ in range(RELAY_PINGS):
+        start = time.perf_counter()
+        try:
+            async with session.get(target) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    error = f"HTTP {resp.status}"
+                    continue
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            error = str(exc) or type(exc).__name__
+            break
+        samples.append(time.perf_counter() - start)
+    if not samples:
+        return {"url": url, "ok": False, "error": error}
+    ms = [s * 1000 for s in samples]
+    return {
+        "url": url,
+        "ok": True,
+        "latency_ms": statistics.median(ms),
+        "min_ms": min(ms),
+        "samples": len(ms),
+    }
+
+
+async def probe_relay_latency(ctx: Context) -> dict[str, Any]:
+    if not ctx.relays:
+        return {"relays": [], "note": "no relays configured (use --relay URL)"}
+    timeout = aiohttp.ClientTimeout(total=RELAY_TIMEOUT)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        found = await asyncio.gather(*(_relay_ping(session, u) for u in ctx.relays))
+    return {"relays": sorted(found, key=lambda r: r.get("latency_ms", float("inf")))}
+
+
+async def probe_home_relay(ctx: Context) -> dict[str, Any]:
+    if not ctx.relays:
+        return {"home_relay": None, "note": "no relays configured"}
+    answered = [r for r in ctx.results.get("relay_latency", {}).get("relays", []) if r.get("ok")]
+    if not answered:
+        # Waiting out the relay client's timeout would only repeat what /ping already said.
+        return {"home_relay": None, "error": "no relay answered /ping"}
+    try:
+        ep = await Endpoint.bind(
+            secret_key_from(ctx.key_file),
+            bind_addr=ctx.bind,
+            relay_mode=relay_mode_from(ctx.relays),
+        )
+    except (IrohError, ValueError, OSError) as exc:
+        return {"home_relay": None, "error": f"cannot bind endpoint: {exc}"}
+    try:
+        await asyncio.wait_for(ep.online(), HOME_RELAY_TIMEOUT)
+        home = ep.home_relay
+        return {
+            "home_relay": str(home) if home is not None else None,
+            "endpoint_id": str(ep.id),
+            "bound_sockets": [
+                f"{h}:{p}" if ":" not in h else f"[{h}]:{p}" for h, p in ep.bound_sockets()
+            ],
+        }
+    except TimeoutError:
+        return {"home_relay": None, "error": f"no relay connection within {HOME_RELAY_TIMEOUT:g}s"}
+    finally:
+        await ep.close()
+
+
+async def _tcp_reach(host: str, port: int, family: socket.AddressFamily) -> bool | None:
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+    except OSError:
+        return None  # the relay has no address of this family
+    for *_, sockaddr in infos:
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(str(sockaddr[0]), int(sockaddr[1])), TCP_PROBE_TIMEOUT
+            )
+        except (OSError, TimeoutError):
+            continue
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+        return True
+    return False
+
+
+async def probe_reachability(ctx: Context) -> dict[str, Any]:
+    """Whether each relay answers over IPv4 and over IPv6 (TCP to its HTTP port)."""
+    local = ctx.results.get("local", {})
+    out: dict[str, Any] = {}
+    for family, fam in (("ipv4", socket.AF_INET), ("ipv6", socket.AF_INET6)):
+        scopes = {a["scope"] for a in local.get(family, [])}
+        per_relay = {}
+        for url in ctx.relays:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            per_relay[url] = await _tcp_reach(parts.hostname or "", port, fam)
+        out[family] = {
+            "global_address": "global" in scopes,
+            "relays": per_relay,
+        }
+    return out
+
+
+async def probe_qad(ctx: Context) -> dict[str, Any]:
+    return {"reflexive_addresses": NOT_AVAILABLE, "why": "QAD client not implemented yet"}
+
+
+async def probe_nat(ctx: Context) -> dict[str, Any]:
+    return {"nat": NOT_AVAILABLE, "why": "needs QAD answers from two relays"}
+
+
+PROBES: Final[tuple[tuple[str, Probe], ...]] = (
+    ("environment", probe_environment),
+    ("local", probe_local),
+    ("relay_latency", probe_relay_latency),
+    ("home_relay", probe_home_relay),
+    ("reachability", probe_reachability),
+    ("qad", probe_qad),
+    ("nat", probe_nat),
+)
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+def render(report: dict[str, Any]) -> str:
+    """The human form of the report."""
+    lines = ["aioiroh doctor report"]
+    env = report.get("environment", {})
+    lines.append(
+        f"  aioiroh {env.get('aioiroh')} on Python {env.get('python')}, {env.get('platform')}"
+    )
+    local = report.get("local", {})
+    for fam in ("ipv4", "ipv6"):
+        addrs = ", ".join(f"{a['addr']} ({a['scope']})" for a in local.get(fam, [])) or "none"
+        lines.append(f"  local {fam}: {addrs}")
+    lat = report.get("relay_latency", {})
+    if not lat.get("relays"):
+        lines.append(f"  relays: {lat.get('note', 'none')}")
+    for r in lat.get("relays", []):
+        if r["ok"]:
+            lines.append(f"  relay {r['url']}: {r['latency_ms']:.1f} ms (median of {r['samples']})")
+        else:
+            lines.append(f"  relay {r['url']}: unreachable ({r['error']})")
+    home = report.get("home_relay", {})
+    lines.append(f"  home relay: {home.get('home_relay') or home.get('error') or home.get('note')}")
+    reach = report.get("reachability", {})
+    for fam in ("ipv4", "ipv6"):
+        info = reach.get(fam, {})
+        relays = info.get("relays", {})
+        ok = [u for u, v in relays.items() if v]
+        lines.append(
+            f"  {fam}: global address {'yes' if info.get('global_address') else 'no'}"
+            + (f", relays reachable {len(ok)}/{len(relays)}" if relays else "")
+        )
+    lines.append(f"  reflexive address (QAD): {report.get('qad', {}).get('reflexive_addresses')}")
+    lines.append(f"  NAT behaviour: {report.get('nat', {}).get('nat')}")
+    return "\n".join(lines)
+
+
+async def build_report(ctx: Context) -> dict[str, Any]:
+    for name, probe in PROBES:
+        try:
+            ctx.results[name] = await probe(ctx)
+        except Exception as exc:  # one broken probe must not hide the rest of the report
+            ctx.results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    return ctx.results
+
+
+async def _doctor(relays: tuple[str, ...], key_file: Path | None, bind: str, as_json: bool) -> int:
+    report = await build_report(
+        Context(tuple(r for r in relays if r != "disabled"), key_file, bind)
+    )
+    emit(as_json, report, render(report))
+    return 0
+
+
+@click.command("doctor")
+@key_option
+@bind_option
+@relay_option
+@json_option
+def doctor_command(
+    secret_key_file: Path | None, bind: str, relays: tuple[str, ...], as_json: bool
+) -> None:
+    """Report relays, home relay, addresses and reachability (paste it into a bug)."""
+    run_main(_doctor(relays, secret_key_file, bind, as_json))
+
+
+commands: list[click.Command] = [doctor_command]
