@@ -42,7 +42,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# Loose on purpose: frameworks type scope/receive/send each their own way.
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 LifespanMode = Literal["auto", "on", "off"]
 
 # Requests being handled at once, over all connections; beyond it requests get a 503.
