@@ -14,7 +14,11 @@ async def _no_leaked_tasks():
     yield
     # Give cancelled tasks a few loop turns to finish unwinding.
     for _ in range(20):
-        leaked = [t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()]
+        leaked = [
+            t
+            for t in asyncio.all_tasks() - before
+            if not t.done() and t is not asyncio.current_task()
+        ]
         if not leaked:
             return
         await asyncio.sleep(0)
