@@ -41,6 +41,8 @@ NORMALISATION = [
     ("https:x.y", "https://x.y/"),
     ("https:\\\\x.y\\p", "https://x.y/p"),
     ("ws://x.y", "ws://x.y/"),
+    ("https://XN--BCHER-KVA.de", "https://xn--bcher-kva.de/"),
+    ("https://_\u00e9.example", "https://xn--_-bga.example/"),
 ]
 
 MALFORMED = [
@@ -56,6 +58,9 @@ MALFORMED = [
     "https://[fe80::1%eth0]",
     "https://a b.c",
     "https://%zz",
+    "https://xn--a.example",
+    "https://a\u200db.example",
+    "https://\u094da.example",
     "https://" + "a" * 3000,
 ]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from typing import Final
 
 import idna
@@ -148,6 +149,50 @@ def _serialize_ipv6(addr: ipaddress.IPv6Address) -> str:
     return f"{head}::{tail}"
 
 
+def _check_u_label(label: str) -> None:
+    if unicodedata.category(label[0]).startswith("M"):
+        raise idna.IDNAError("label starts with a combining mark")
+    # UTS 46 CheckJoiners: ZWJ/ZWNJ only where RFC 5892's CONTEXTJ rules allow.
+    for pos, ch in enumerate(label):
+        if ch in "\u200c\u200d" and not idna.valid_contextj(label, pos):
+            raise idna.IDNAError("joiner not allowed here")
+
+
+def _domain_to_ascii(domain: str, text: str) -> str:
+    """UTS 46 ToASCII as WHATWG URLs use it: non-transitional, no STD3 or hyphen checks.
+
+    The ``idna`` package's ``encode`` also enforces IDNA 2008 label rules (no ``_``, …)
+    that the url crate does not, so only its mapping table is used and labels are
+    punycoded here.
+    """
+    try:
+        mapped = idna.uts46_remap(domain, std3_rules=False, transitional=False)
+        parts = mapped.split(".")
+        # UTS 46 CheckBidi: once any label is right-to-left, every label must obey RFC 5893.
+        bidi = any(unicodedata.bidirectional(ch) in ("R", "AL", "AN") for ch in mapped)
+        labels = []
+        for label in parts:
+            if bidi and label:
+                idna.check_bidi(label, check_ltr=True)
+            if label.startswith("xn--"):
+                # An A-label must decode to a valid, already-mapped non-ASCII U-label.
+                if not label.isascii():
+                    raise idna.IDNAError("non-ASCII A-label")
+                decoded = label[4:].encode("ascii").decode("punycode")
+                if decoded.isascii() or idna.uts46_remap(decoded, False, False) != decoded:
+                    raise idna.IDNAError("invalid A-label")
+                _check_u_label(decoded)
+                labels.append(label)
+            elif label.isascii():
+                labels.append(label)
+            else:
+                _check_u_label(label)
+                labels.append("xn--" + label.encode("punycode").decode("ascii"))
+    except (idna.IDNAError, UnicodeError, ValueError):
+        raise RelayUrlParseError(f"invalid international host {text!r}") from None
+    return ".".join(labels)
+
+
 def _parse_host(text: str) -> tuple[str, bool]:
     """Return (serialised host, is_ipv6)."""
     if text.startswith("["):
@@ -164,16 +209,10 @@ def _parse_host(text: str) -> tuple[str, bool]:
         domain = _pct_decode(text).decode("utf-8")
     except UnicodeDecodeError:
         raise RelayUrlParseError(f"host is not UTF-8: {text!r}") from None
-    if domain.isascii():
+    if domain.isascii() and "xn--" not in domain.lower():
         domain = domain.lower()
     else:
-        try:
-            # UTS 46 mapping with transitional processing off, as the url crate does.
-            domain = idna.encode(domain, uts46=True, transitional=False).decode("ascii")
-        except (idna.IDNAError, UnicodeError, ValueError):
-            raise RelayUrlParseError(f"invalid international host {text!r}") from None
-        if text.endswith(".") and not domain.endswith("."):
-            domain += "."
+        domain = _domain_to_ascii(domain, text)
     if not domain or any(c in _FORBIDDEN_DOMAIN for c in domain):
         raise RelayUrlParseError(f"invalid host {text!r}")
     if _ends_in_number(domain):
