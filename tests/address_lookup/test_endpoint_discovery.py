@@ -129,3 +129,25 @@ async def test_mdns_on_loopback_multicast() -> None:
         await asyncio.gather(task, return_exceptions=True)
         await client.close()
         await server.close()
+
+
+async def test_stale_address_is_rescued_by_fresh_lookup_results() -> None:
+    """The dial starts on a dead address; lookup reports the live one while dialing."""
+    import socket as _socket
+
+    from aioiroh import EndpointAddr
+
+    server = await Endpoint.bind(alpns=[ALPN], bind_addr="127.0.0.1:0")
+    task = asyncio.create_task(echo_forever(server))
+    memory = MemoryLookup([server.endpoint_info()])
+    client = await Endpoint.bind(bind_addr="127.0.0.1:0", address_lookup=[memory])
+    with _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM) as dead:
+        dead.bind(("127.0.0.1", 0))
+        stale = EndpointAddr(server.id, None, [dead.getsockname()])
+        try:
+            assert (await ask(client, stale, b"fresh"))[0] == b"fresh"
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await client.close()
+            await server.close()

@@ -269,6 +269,11 @@ class Endpoint:
         conn = Connection(driver)
         self._pending.add(conn)
         driver.flush()
+        refresher = (
+            asyncio.create_task(self._refresh_candidates(driver, addr))
+            if self._lookup is not None
+            else None
+        )
         try:
             await asyncio.wait_for(asyncio.shield(conn.handshake), timeout)
         except TimeoutError:
@@ -281,8 +286,31 @@ class Endpoint:
             raise
         finally:
             self._pending.discard(conn)
+            if refresher is not None:
+                refresher.cancel()
+                await asyncio.gather(refresher, return_exceptions=True)
         self._track(conn)
         return conn
+
+    async def _refresh_candidates(self, driver: ConnectionDriver, addr: EndpointAddr) -> None:
+        """While a dial is in flight, add paths that address lookup reports (fresh results)."""
+        assert self._lookup is not None
+        stream = self._lookup.resolve(addr.id)
+        if stream is None:
+            return
+        with contextlib.suppress(IrohError):
+            async with contextlib.aclosing(stream):  # type: ignore[type-var]
+                async for item in stream:
+                    info = item.endpoint_info
+                    fresh = addr.with_addrs(
+                        [
+                            *(TransportAddr.ip(a) for a in info.direct_addresses),
+                            *(TransportAddr.relay(u) for u in info.relay_urls),
+                        ]
+                    )
+                    for path in self._paths_for(fresh):
+                        if path not in driver.candidates:
+                            driver.candidates.append(path)
 
     async def _lookup_addr(self, addr: EndpointAddr, timeout: float) -> EndpointAddr:
         """Ask the address lookup services; the first result with a usable path wins."""
