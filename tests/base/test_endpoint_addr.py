@@ -74,6 +74,12 @@ def test_relay_transport_addr() -> None:
         TransportAddr.parse("custom:00_11")
     with pytest.raises(ValueError):
         TransportAddr()
+    with pytest.raises(TypeError):
+        TransportAddr(relay_url="https://x.y")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        TransportAddr(ip="1.2.3.4", port=1)  # type: ignore[arg-type]
+    with pytest.raises(AddrParseError):
+        TransportAddr(ip=ipaddress.ip_address("1.2.3.4"), port=65536)
 
 
 def test_rust_ordering() -> None:

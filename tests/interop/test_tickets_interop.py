@@ -96,7 +96,7 @@ url_like = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(url_like)
 @example("https://0x7f.1")
 @example("https://bücher.de.:443/a/../b c?q#f")

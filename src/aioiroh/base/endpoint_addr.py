@@ -141,6 +141,12 @@ class TransportAddr:
     ) -> None:
         if (relay_url is None) == (ip is None):
             raise ValueError("a TransportAddr is either a relay URL or an IP address")
+        if relay_url is not None and not isinstance(relay_url, RelayUrl):
+            raise TypeError("relay_url must be a RelayUrl; use TransportAddr.relay() for text")
+        if ip is not None:
+            if not isinstance(ip, ipaddress.IPv4Address | ipaddress.IPv6Address):
+                raise TypeError("ip must be an ipaddress object; use TransportAddr.ip() for text")
+            _check_port(port)
         self._relay = relay_url
         self._ip = ip
         self._port = port
