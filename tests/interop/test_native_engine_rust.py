@@ -144,7 +144,7 @@ async def test_handshake_and_echo(role, max_path_id: int | None) -> None:  # typ
         assert await _rust_opens_echo(pair, b"hello back") == b"hello back"
         # M2: every 1-RTT ack we sent was a PATH_ACK once multipath was negotiated.
         expected = FrameType.PATH_ACK if max_path_id is not None else FrameType.ACK
-        assert conn.sent_frame_types == {expected}
+        assert conn.sent_ack_types == {expected}
         # iroh sees exactly one path (path 0).
         assert len(pair.rust.paths()) == 1
 

@@ -46,7 +46,7 @@ def test_handshake_negotiates_multipath_and_authenticates() -> None:
     p.run_until(lambda: _fin(p, "server", 0))
     for _ in range(20):  # let the delayed ACK go out
         p.step()
-    assert p.server.sent_frame_types == {FrameType.PATH_ACK}
+    assert p.server.sent_ack_types == {FrameType.PATH_ACK}
 
 
 def test_no_multipath_unless_both_offer() -> None:
@@ -56,7 +56,7 @@ def test_no_multipath_unless_both_offer() -> None:
     assert not p.client.multipath_negotiated and not p.server.multipath_negotiated
     p.client.send_stream_data(0, b"x" * 5000, end_stream=True)
     p.run_until(lambda: _fin(p, "server", 0))
-    assert p.server.sent_frame_types == {FrameType.ACK}
+    assert p.server.sent_ack_types == {FrameType.ACK}
 
 
 def test_bulk_both_ways_with_loss() -> None:

@@ -117,6 +117,8 @@ MAX_PENDING_DATAGRAMS: Final = 256
 """Bound on DATAGRAM frames queued for sending; the oldest are dropped beyond it."""
 MAX_PEER_CIDS_PER_PATH: Final = 16
 """Bound on connection IDs stored per path id (the peer may not exceed our limit of 5)."""
+MAX_PENDING_RETIRES: Final = 64
+"""Bound on RETIRE_CONNECTION_ID frames waiting to be sent; a peer forcing more is an error."""
 MAX_REMOTE_PATHS: Final = 16
 """Bound on path ids we keep peer CIDs for (we allow at most 8)."""
 MAX_PACKETS_PER_POLL: Final = 64
@@ -270,8 +272,8 @@ class IrohConnection:
         """Packets dropped because they failed authentication (for tests and stats)."""
         self.dropped_packets = 0
         """Packets dropped for other reasons (unknown CID, no keys yet, bad header)."""
-        self.sent_frame_types: set[int] = set()
-        """Types of ACK frames we sent in 1-RTT packets (lets tests check PATH_ACK use)."""
+        self.sent_ack_types: set[int] = set()
+        """Frame types of the 1-RTT ACKs we sent: ACK or PATH_ACK (tests check M2 with it)."""
 
         self.tls = self._make_tls(alpns, expected_peer, secret_key)
         self._crypto_buffers = {e: Buffer(capacity=MAX_CRYPTO_BUFFER) for e in _EPOCHS}
@@ -851,7 +853,10 @@ class IrohConnection:
             if self._peer_cid_seq < frame.retire_prior_to:
                 self._peer_cid_seq = min(cids)
                 self._peer_cid = cids[self._peer_cid_seq]
-        if len(cids) > max(ACTIVE_CID_LIMIT, MAX_PEER_CIDS_PER_PATH // 2) + 1:
+        if (
+            len(cids) > max(ACTIVE_CID_LIMIT, MAX_PEER_CIDS_PER_PATH // 2) + 1
+            or len(self._cids_to_retire) > MAX_PENDING_RETIRES
+        ):
             raise QuicProtocolViolation(
                 "too many connection IDs",
                 code=CONNECTION_ID_LIMIT_ERROR,
@@ -997,7 +1002,7 @@ class IrohConnection:
         space.ack_at = None
         if level == APP:
             self._unacked_eliciting = 0
-            self.sent_frame_types.add(FrameType.PATH_ACK if path_ack else FrameType.ACK)
+            self.sent_ack_types.add(FrameType.PATH_ACK if path_ack else FrameType.ACK)
 
     def _write_handshake(self, builder: QuicPacketBuilder, level: int, now: float) -> None:
         lv = self._levels[level]
