@@ -129,9 +129,12 @@ async def test_unreachable_target_resets_only_that_stream() -> None:
 
 async def test_rust_dumbpipe_connect_tcp_client() -> None:
     """A Rust endpoint doing what `dumbpipe connect-tcp` does, against `forward listen`."""
-    async with tcp_server() as echo_port, running(
-        "forward", "listen", "--host", f"127.0.0.1:{echo_port}", *LOOPBACK, "--json"
-    ) as lis:
+    async with (
+        tcp_server() as echo_port,
+        running(
+            "forward", "listen", "--host", f"127.0.0.1:{echo_port}", *LOOPBACK, "--json"
+        ) as lis,
+    ):
         ticket = EndpointTicket.parse((await json_line(lis.stderr))["ticket"])
         rust = await bind_rust([])
         try:

@@ -147,3 +147,18 @@ async def test_connect_errors_are_clear() -> None:
     rc, out, err = await run("pipe", "connect", *LOOPBACK, ticket, "--timeout", "1", "--json")
     assert rc == 1 and out == b""
     assert b'"event": "error"' in err and b"Traceback" not in err
+
+
+async def test_ctrl_c_mid_transfer_resets_the_peer() -> None:
+    """Ctrl-C on a busy connector exits 130 and the listener ends with an error, not a hang."""
+    async with running("pipe", "listen", *LOOPBACK, "--json", stdin=PIPE) as lis:
+        ticket = (await json_event(lis.stderr, "listening"))["ticket"]
+        with open("/dev/zero", "rb") as zero:
+            async with running("pipe", "connect", *LOOPBACK, ticket, stdin=zero) as con:
+                await json_event(lis.stderr, "connected")
+                assert await interrupt(con) == 130
+                assert con.stderr is not None
+                assert b"Traceback" not in await con.stderr.read()
+        error = await json_event(lis.stderr, "error")
+        assert "reset" in error["error"] or "closed" in error["error"]
+        assert await asyncio.wait_for(lis.wait(), 30) == 1
