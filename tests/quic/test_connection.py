@@ -40,8 +40,8 @@ def test_handshake_negotiates_multipath_and_authenticates() -> None:
     assert p.server.peer_id == p.client_key.public()
     assert p.client.alpn == p.server.alpn == b"aioiroh/pump/0"
     assert p.client.multipath_negotiated and p.server.multipath_negotiated
-    # Spare CIDs are announced to the endpoint for routing.
-    assert len(p.of("client", events.ConnectionIdIssued)) == 4
+    # Spare CIDs (4 for path 0, 2 for each of paths 1-7) are announced for routing.
+    assert len(p.of("client", events.ConnectionIdIssued)) == 4 + 2 * 7
     p.client.send_stream_data(0, b"ping", end_stream=True)
     p.run_until(lambda: _fin(p, "server", 0))
     for _ in range(20):  # let the delayed ACK go out

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable
+from ipaddress import ip_address
 from typing import Any, Final
 
 from aioquic import tls
@@ -39,7 +40,7 @@ from aioquic.quic.stream import QuicStream
 
 from ..base.key import PublicKey, SecretKey
 from ..tls.context import RpkContext, install_raw_public_keys
-from ._aioquic import Buffer, CryptoError, push_ack_frame
+from ._aioquic import Buffer, CryptoError, push_ack_frame, size_uint_var
 from .aioquic_connection import CID_LENGTH, IrohQuicConnection, QuicSettings
 from .frames import (
     PACKET_1RTT,
@@ -47,6 +48,7 @@ from .frames import (
     PACKET_INITIAL,
     AckFrame,
     AckFrequencyFrame,
+    AddAddressFrame,
     ConnectionCloseFrame,
     CryptoFrame,
     DataBlockedFrame,
@@ -70,17 +72,44 @@ from .frames import (
     PathStatusFrame,
     PingFrame,
     QuicProtocolViolation,
+    ReachOutFrame,
+    RemoveAddressFrame,
     ResetStreamFrame,
     RetireConnectionIdFrame,
     StopSendingFrame,
     StreamDataBlockedFrame,
     StreamFrame,
     StreamsBlockedFrame,
+    frame_size,
     parse_frames,
+    push_frame,
+)
+from .nat_traversal import (
+    Addr,
+    NatTraversalClient,
+    NatTraversalError,
+    NatTraversalServer,
+    TooManyAddresses,
+    canonical_addr,
 )
 from .packet_protection import PacketProtection, PacketProtectionError
+from .paths import (
+    MAX_CHALLENGE_TRIES,
+    MIN_CHALLENGE_INTERVAL,
+    PATH_IDLE_TIMEOUT,
+    PATH_KEEP_ALIVE,
+    PathAbandoned,
+    PathOpened,
+    PathSnapshot,
+    PathState,
+    PathStatusChanged,
+)
 from .streams import StreamManager
-from .transport_parameters import IrohTransportParameters, iroh_default_parameters
+from .transport_parameters import (
+    IROH_NAT_TRAVERSAL_ADDRESSES,
+    IrohTransportParameters,
+    iroh_default_parameters,
+)
 
 __all__ = ["ENGINE_ENV", "IrohConnection", "new_connection"]
 
@@ -126,6 +155,14 @@ MAX_PACKETS_PER_POLL: Final = 64
 ACTIVE_CID_LIMIT: Final = 5
 """active_connection_id_limit we send (iroh's value)."""
 MIN_PTO_IDLE_FACTOR: Final = 3
+CIDS_PER_PATH: Final = 2
+"""CIDs we keep issued for each further path id (one in use plus a spare)."""
+MAX_PATHS: Final = 8
+"""Paths (open or draining) we keep at once; iroh allows 8 concurrent ones."""
+MAX_CTRL_FRAMES: Final = 256
+"""Bound on queued path/NAT control frames (PATH_STATUS, PATH_ABANDON, ADD_ADDRESS, ...)."""
+MAX_OFFPATH: Final = 64
+"""Bound on off-path datagrams (NAT probes and answers) waiting to be built."""
 
 
 def _error_code_of(exc: QuicProtocolViolation) -> int:
@@ -187,9 +224,13 @@ class IrohConnection:
         original_destination_connection_id: bytes | None = None,
         settings: QuicSettings | None = None,
         max_path_id: int | None = 7,
+        nat_traversal: bool = True,
         random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
-        """``max_path_id`` is the initial_max_path_id we offer (None: no multipath)."""
+        """``max_path_id`` is the initial_max_path_id we offer (None: no multipath).
+
+        ``nat_traversal`` offers n0 NAT traversal (needs multipath).
+        """
         self.settings = settings or QuicSettings()
         self._is_client = is_client
         self._random = random_bytes
@@ -200,7 +241,8 @@ class IrohConnection:
         self._host_cids: dict[int, tuple[bytes, bytes]] = {0: (self.host_cid, random_bytes(16))}
         self._host_cid_set: set[bytes] = {self.host_cid}
         self._host_cid_seq = 0
-        self._cids_to_announce: list[int] = []
+        # (path id, sequence) of our CIDs still to announce.
+        self._cids_to_announce: list[tuple[int, int]] = []
         # Peer CIDs per path id: sequence -> cid; path 0's active one is _peer_cid.
         self._peer_cids: dict[int, dict[int, bytes]] = {0: {}}
         self._peer_cid = b""
@@ -209,7 +251,6 @@ class IrohConnection:
         self._retire_prior_to = 0
         self._cids_to_retire: list[tuple[int | None, int]] = []
         self._odcid = original_destination_connection_id or b""
-        self._addr: Any = None
 
         self._levels = [_Level(), _Level(), _Level()]
         self._spaces = [
@@ -226,8 +267,32 @@ class IrohConnection:
         )
         self._recovery.spaces = list(self._spaces)
         self._max_datagram_size = 1200
-        self._pn = 0
-        self._unacked_eliciting = 0
+        # Multipath: path 0 owns the handshake spaces' recovery; more paths are added later.
+        self._path0 = PathState(0, None, self._spaces[APP], self._recovery, validated=True)
+        self._paths: dict[int, PathState] = {0: self._path0}
+        self._cid_path: dict[bytes, int] = {self.host_cid: 0}
+        self._path_host_cids: dict[int, dict[int, tuple[bytes, bytes]]] = {}
+        self._path_host_seq: dict[int, int] = {}
+        self._path_cids_issued_upto = 0
+        self._local_max_path_id = max_path_id or 0
+        self._next_path_id = 1
+        self._ctrl: deque[Frame] = deque()
+        # Off-path datagrams to build: (address, via path id, 8 bytes, is_response).
+        self._offpath: deque[tuple[Any, int, bytes, bool]] = deque(maxlen=MAX_OFFPATH)
+        self._dial_addr: Any = None
+        self._now = 0.0
+        self._rx_path = self._path0
+        self._rx_addr: Any = None
+        self._rx_off_path = False
+        self.make_addr: Callable[[str, int], Any] = _tuple_addr
+        """Builds an engine address for an IP candidate (the socket sets its IpPath type)."""
+        self.path_idle_timeout: Callable[[Any], float] = lambda addr: PATH_IDLE_TIMEOUT
+        """Per-path idle timeout by address (iroh: 15 s, relay paths 30 s)."""
+        self.path_keep_alive = PATH_KEEP_ALIVE
+        # n0 NAT traversal: our candidates, and the role's state machine once negotiated.
+        self._nat_local: dict[tuple[str, int], None] = {}
+        self._nat: NatTraversalClient | NatTraversalServer | None = None
+        self._qnt_offer = nat_traversal and max_path_id is not None
 
         self.streams = StreamManager(
             is_client=is_client,
@@ -240,7 +305,7 @@ class IrohConnection:
         self._datagrams: deque[bytes] = deque()
         self._path_responses: deque[bytes] = deque(maxlen=MAX_PATH_RESPONSES)
         self._pings: list[int] = []
-        self._probe_pending = False
+        self._path0.probe_pending = False
         self._handshake_done_pending = False
         self._handshake_complete = False
         self._handshake_confirmed = False
@@ -296,7 +361,7 @@ class IrohConnection:
             original_destination_connection_id=self._odcid or None,
             stateless_reset_token=self._host_cids[0][1],
             multipath=self._max_path_id is not None,
-            nat_traversal=False,
+            nat_traversal=self._qnt_offer,
         )
         params.initial_max_path_id = self._max_path_id
         params.min_ack_delay = None
@@ -392,8 +457,9 @@ class IrohConnection:
 
     @property
     def remote_address(self) -> Any:
-        """Where we send (path 0)."""
-        return self._addr
+        """Where we send data (the data path's address)."""
+        path = self._data_path()
+        return (path or self._path0).addr
 
     def send_buffer_size(self, stream_id: int) -> int:
         """Bytes written to a stream and not yet acknowledged (for write back-pressure)."""
@@ -413,7 +479,8 @@ class IrohConnection:
         """Start the handshake towards ``addr`` (client only)."""
         if not self._is_client:
             raise RuntimeError("connect() is for clients")
-        self._addr = addr
+        self._path0.addr = addr
+        self._dial_addr = addr
         self._peer_cid = self._random(CID_LENGTH)
         self._odcid = self._peer_cid
         self._install_initial(self._peer_cid)
@@ -483,7 +550,65 @@ class IrohConnection:
             at = self._loss_at
         if self._pacing_at is not None and (at is None or self._pacing_at < at):
             at = self._pacing_at
+        if len(self._paths) > 1 or self._nat is not None:
+            t = self._path_timer()
+            if t is not None and (at is None or t < at):
+                at = t
         return at
+
+    def _path_timer(self) -> float | None:
+        times: list[float] = []
+        for path in self._paths.values():
+            if path.path_id and not path.abandoned:
+                space = path.space
+                if space.ack_at is not None:
+                    times.append(space.ack_at)
+                loss = path.recovery.get_loss_detection_time(amplification_limited=False)
+                if loss is not None:
+                    times.append(loss)
+            for t in (path.challenge_at, path.idle_at, path.keepalive_at, path.drain_at):
+                if t is not None:
+                    times.append(t)
+        if self._nat is not None:
+            t = self._nat.next_deadline()
+            if t is not None:
+                times.append(t)
+        if self._offpath:
+            times.append(0.0)
+        return min(times) if times else None
+
+    def _handle_path_timers(self, now: float) -> None:
+        for path in list(self._paths.values()):
+            if path.drain_at is not None:
+                if now >= path.drain_at:
+                    path.drain_at = None
+                    self._retire_path_host_cids(path.path_id)
+                    if path.path_id:
+                        del self._paths[path.path_id]
+                continue
+            if path.abandoned:
+                continue
+            if path.path_id:
+                loss = path.recovery.get_loss_detection_time(amplification_limited=False)
+                if loss is not None and now >= loss:
+                    path.recovery.on_loss_detection_timeout(now=now)
+            if path.idle_at is not None and now >= path.idle_at:
+                # Silent for too long: give it up if another path remains.
+                path.idle_at = None
+                if not self.close_path(path.path_id, now, error_code=NO_ERROR):
+                    path.idle_at = now + self.path_idle_timeout(path.addr)
+                continue
+            if (
+                not path.validated
+                and path.challenge_at is not None
+                and path.challenge_tries >= MAX_CHALLENGE_TRIES
+                and now >= path.challenge_at
+            ):
+                self._abandon(path, now, NO_ERROR, send=True)
+                continue
+            if path.keepalive_at is not None and now >= path.keepalive_at:
+                path.ping_pending = len(self._paths) > 1
+                path.keepalive_at = now + self.path_keep_alive
 
     def handle_timer(self, now: float) -> None:
         """Fire whatever is due: close/idle, loss detection (ACK and pacing are send-side)."""
@@ -504,9 +629,11 @@ class IrohConnection:
         if self._loss_at is not None and now >= self._loss_at:
             self._recovery.on_loss_detection_timeout(now=now)
         self._pacing_at = None
+        if len(self._paths) > 1 or self._nat is not None:
+            self._handle_path_timers(now)
 
     def _on_probe(self) -> None:
-        self._probe_pending = True
+        self._path0.probe_pending = True
 
     def _amplification_limited(self) -> bool:
         return not self._address_validated and self._bytes_sent >= 3 * self._bytes_received
@@ -526,6 +653,8 @@ class IrohConnection:
                 self._events.append(
                     events.ConnectionIdRetired(connection_id=self._host_cids[seq][0])
                 )
+        for path_id in list(self._path_host_cids):
+            self._retire_path_host_cids(path_id)
 
     def _enter_close(self, now: float, *, draining: bool) -> None:
         # Closing (we sent CONNECTION_CLOSE) and draining (we received one) both last 3 PTO.
@@ -542,9 +671,11 @@ class IrohConnection:
         if self._terminated:
             return
         data = bytes(data)
-        if self._addr is None:
-            self._addr = addr
-        self._bytes_received += len(data)
+        self._now = now
+        if self._path0.addr is None:
+            self._path0.addr = addr
+        if addr == self._path0.addr:
+            self._bytes_received += len(data)
         pos = 0
         end_of_data = len(data)
         while pos < end_of_data:
@@ -579,35 +710,73 @@ class IrohConnection:
                     pos = end
                     continue
                 scid: bytes | None = header.source_cid
+                path_id = 0
             else:
                 level = APP
                 end = end_of_data
                 pn_offset = 1 + CID_LENGTH
-                if data[pos + 1 : pos + 1 + CID_LENGTH] not in self._host_cid_set:
+                found = self._cid_path.get(data[pos + 1 : pos + 1 + CID_LENGTH])
+                if found is None:
                     self.dropped_packets += 1
                     return
+                path_id = found
                 scid = None
             packet = data[pos:end]
             pos = end
-            self._receive_packet(level, packet, pn_offset, scid, now)
+            self._receive_packet(level, packet, pn_offset, scid, now, path_id, addr)
             if self._terminated:
                 return
 
     def _receive_packet(
-        self, level: int, packet: bytes, pn_offset: int, scid: bytes | None, now: float
+        self,
+        level: int,
+        packet: bytes,
+        pn_offset: int,
+        scid: bytes | None,
+        now: float,
+        path_id: int,
+        addr: Any,
     ) -> None:
         lv = self._levels[level]
-        space = self._spaces[level]
-        if lv.pp is None or space.discarded:
+        path: PathState | None = self._path0
+        if level == APP and path_id:
+            path = self._paths.get(path_id)
+            expected = 0 if path is None else path.space.expected_packet_number
+        else:
+            expected = self._spaces[level].expected_packet_number
+        if lv.pp is None or (path is not None and level == APP and path.space.discarded):
             self.dropped_packets += 1
             return
         try:
-            header, payload, pn = lv.pp.open(packet, pn_offset, 0, space.expected_packet_number)
+            header, payload, pn = lv.pp.open(packet, pn_offset, path_id, expected)
         except (PacketProtectionError, CryptoError, ValueError):
             self.decrypt_failures += 1
             return
+        if path is None:
+            # Authenticated packet on a path id we issued CIDs for: the peer opens a path.
+            path = self._accept_path(path_id, addr, now)
+            if path is None:
+                self.dropped_packets += 1
+                return
+        space = path.space if level == APP else self._spaces[level]
+        if space.discarded:
+            self.dropped_packets += 1
+            return
         if pn in space.received_packets:
             return  # duplicate
+        off_path = False
+        if addr != path.addr:
+            if path is self._path0 and self._is_client and not self._handshake_complete:
+                # iroh's server handshake migration: the first answering path becomes path 0.
+                path.addr = addr
+            else:
+                off_path = True
+        if not off_path:
+            path.datagrams_recv += 1
+            path.bytes_recv += len(packet)
+        self._rx_path = path
+        self._rx_addr = addr
+        self._rx_off_path = off_path
         if self._closing:
             # Closing: repeat our CONNECTION_CLOSE once per packet; draining: stay silent.
             if not self._draining:
@@ -629,6 +798,7 @@ class IrohConnection:
                 _PACKET_FLAG[level],
                 role="client" if self._is_client else "server",
                 multipath=self._multipath,
+                qnt=self._nat is not None,
             )
             eliciting = self._handle_frames(level, frames, now)
         except QuicProtocolViolation as exc:
@@ -647,12 +817,14 @@ class IrohConnection:
             if level != APP:
                 space.ack_at = now
             else:
-                self._unacked_eliciting += 1
-                if self._unacked_eliciting >= ACK_EVERY:
+                path.unacked_eliciting += 1
+                if path.unacked_eliciting >= ACK_EVERY:
                     space.ack_at = now
                 elif space.ack_at is None:
                     space.ack_at = now + ACK_DELAY
         self._idle_at = now + self._idle_timeout()
+        if level == APP and not off_path and path.idle_at is not None:
+            path.idle_at = now + self.path_idle_timeout(path.addr)
         self._eliciting_since_receive = False
         if level == HANDSHAKE and not self._spaces[INITIAL].discarded:
             # RFC 9001 §4.9.1: Initial keys go once Handshake packets flow.
@@ -688,17 +860,22 @@ class IrohConnection:
 
     def _on_ack(self, level: int, frame: AckFrame, now: float) -> None:
         if frame.path_id:
-            return  # no other path is ever opened by us (M2)
-        space = self._spaces[level]
+            path = self._paths.get(frame.path_id)
+            if path is None or path.abandoned:
+                return  # an ACK for a path already gone
+            space = path.space
+        else:
+            path = self._path0
+            space = self._spaces[level]
         if space.discarded:
             return
         largest = frame.ranges.bounds().stop - 1
-        if largest >= self._pn:
+        if largest >= path.pn:
             raise QuicProtocolViolation(
                 "ACK for a packet never sent", code=PROTOCOL_VIOLATION, frame_type=FrameType.ACK
             )
         delay = (frame.ack_delay << self._remote_ack_delay_exponent) / 1_000_000
-        self._recovery.on_ack_received(
+        path.recovery.on_ack_received(
             ack_rangeset=frame.ranges, ack_delay=delay, now=now, space=space
         )
 
@@ -778,6 +955,7 @@ class IrohConnection:
         # Peer CID seq 0 is the one from the handshake.
         self._peer_cids[0][0] = self._peer_cid
         self._issue_cids()
+        self._setup_multipath()
         self._events.append(
             events.HandshakeCompleted(
                 alpn_protocol=self.tls.alpn_negotiated,
@@ -803,7 +981,8 @@ class IrohConnection:
             cid = self._random(CID_LENGTH)
             self._host_cids[self._host_cid_seq] = (cid, self._random(16))
             self._host_cid_set.add(cid)
-            self._cids_to_announce.append(self._host_cid_seq)
+            self._cid_path[cid] = 0
+            self._cids_to_announce.append((0, self._host_cid_seq))
             self._events.append(events.ConnectionIdIssued(connection_id=cid))
 
     # -- frame handlers (table below) ------------------------------------------------------
@@ -830,7 +1009,7 @@ class IrohConnection:
 
     def _on_new_cid(self, level: int, frame: NewConnectionIdFrame, now: float) -> None:
         path_id = frame.path_id or 0
-        if path_id > (self._max_path_id or 0):
+        if path_id > self._local_max_path_id:
             raise QuicProtocolViolation(
                 "CID for a path id above our maximum",
                 code=PROTOCOL_VIOLATION,
@@ -845,6 +1024,8 @@ class IrohConnection:
             self._cids_to_retire.append((frame.path_id, frame.sequence))
             return
         cids[frame.sequence] = frame.connection_id
+        if path_id:
+            self._on_path_new_cid(path_id)
         if path_id == 0 and frame.retire_prior_to > self._retire_prior_to:
             self._retire_prior_to = frame.retire_prior_to
             for seq in [s for s in cids if s < frame.retire_prior_to]:
@@ -865,7 +1046,8 @@ class IrohConnection:
 
     def _on_retire_cid(self, level: int, frame: RetireConnectionIdFrame, now: float) -> None:
         if frame.path_id:
-            return  # we never issue CIDs for other paths
+            self._on_retire_path_cid(frame.path_id, frame.sequence)
+            return
         if frame.sequence > self._host_cid_seq:
             raise QuicProtocolViolation(
                 "retiring a CID never issued",
@@ -877,6 +1059,7 @@ class IrohConnection:
             return
         cid = entry[0]
         self._host_cid_set.discard(cid)
+        self._cid_path.pop(cid, None)
         if cid == self.host_cid:
             # Keep routing by a live CID name; the endpoint uses host_cid only at setup.
             self.host_cid = next(iter(self._host_cids.values()))[0] if self._host_cids else cid
@@ -884,10 +1067,18 @@ class IrohConnection:
         self._issue_cids()
 
     def _on_path_challenge(self, level: int, frame: PathChallengeFrame, now: float) -> None:
-        self._path_responses.append(frame.data)
+        if self._rx_off_path:
+            # A NAT traversal probe (or a peer moving): answer where it came from.
+            self._offpath.append((self._rx_addr, self._rx_path.path_id, frame.data, True))
+        elif self._rx_path is self._path0:
+            self._path_responses.append(frame.data)
+        elif len(self._rx_path.responses) < MAX_PATH_RESPONSES:
+            self._rx_path.responses.append(frame.data)
 
     def _on_max_path_id(self, level: int, frame: MaxPathIdFrame, now: float) -> None:
-        self._remote_max_path_id = max(self._remote_max_path_id, frame.max_path_id)
+        if frame.max_path_id > self._remote_max_path_id:
+            self._remote_max_path_id = frame.max_path_id
+            self._issue_path_cids()
 
     def _on_immediate_ack(self, level: int, frame: ImmediateAckFrame, now: float) -> None:
         self._spaces[level].ack_at = now
@@ -895,65 +1086,505 @@ class IrohConnection:
     def _ignore(self, level: int, frame: Any, now: float) -> None:
         """Frames we accept without acting on them (M2: other paths are never used)."""
 
+    # -- multipath: paths, CIDs, status ----------------------------------------------------
+
+    def _setup_multipath(self) -> None:
+        """After the handshake: issue CIDs for further path ids and start NAT traversal."""
+        if not self._multipath:
+            return
+        path0 = self._path0
+        path0.idle_at = self._now + self.path_idle_timeout(path0.addr)
+        path0.keepalive_at = self._now + self.path_keep_alive
+        self._issue_path_cids()
+        peer = self._peer_tp
+        if self._qnt_offer and peer is not None and peer.nat_traversal:
+            common: dict[str, Any] = {
+                "max_remote_addresses": IROH_NAT_TRAVERSAL_ADDRESSES,
+                "max_local_addresses": peer.nat_traversal,
+                "random_bytes": self._random,
+                "initial_rtt": self.settings.initial_rtt,
+            }
+            if self._is_client:
+                self._nat = NatTraversalClient(**common)
+            else:
+                self._nat = NatTraversalServer(**common)
+            for host, port in list(self._nat_local):
+                self._nat_add_local(host, port)
+
+    def _issue_path_cids(self) -> None:
+        """Announce CIDs for every path id up to min(our, peer's) max that has none yet."""
+        if not self._multipath or not self._handshake_complete:
+            return
+        upto = min(self._local_max_path_id, self._remote_max_path_id)
+        while self._path_cids_issued_upto < upto:
+            self._path_cids_issued_upto += 1
+            path_id = self._path_cids_issued_upto
+            self._path_host_cids[path_id] = {}
+            self._path_host_seq[path_id] = -1
+            for _ in range(CIDS_PER_PATH):
+                self._issue_path_cid(path_id)
+
+    def _issue_path_cid(self, path_id: int) -> None:
+        cids = self._path_host_cids.get(path_id)
+        if cids is None or len(cids) >= CIDS_PER_PATH:
+            return
+        seq = self._path_host_seq[path_id] + 1
+        self._path_host_seq[path_id] = seq
+        cid = self._random(CID_LENGTH)
+        cids[seq] = (cid, self._random(16))
+        self._cid_path[cid] = path_id
+        self._cids_to_announce.append((path_id, seq))
+        self._events.append(events.ConnectionIdIssued(connection_id=cid))
+
+    def _on_retire_path_cid(self, path_id: int, seq: int) -> None:
+        cids = self._path_host_cids.get(path_id)
+        if cids is None:
+            return
+        if seq > self._path_host_seq.get(path_id, -1):
+            raise QuicProtocolViolation(
+                "retiring a CID never issued",
+                code=PROTOCOL_VIOLATION,
+                frame_type=FrameType.PATH_RETIRE_CONNECTION_ID,
+            )
+        entry = cids.pop(seq, None)
+        if entry is None:
+            return
+        self._cid_path.pop(entry[0], None)
+        self._events.append(events.ConnectionIdRetired(connection_id=entry[0]))
+        path = self._paths.get(path_id)
+        if path is None or not path.abandoned:
+            self._issue_path_cid(path_id)
+
+    def _retire_path_host_cids(self, path_id: int) -> None:
+        for cid, _token in self._path_host_cids.pop(path_id, {}).values():
+            self._cid_path.pop(cid, None)
+            self._events.append(events.ConnectionIdRetired(connection_id=cid))
+
+    def _new_path(self, path_id: int, addr: Any, now: float, *, available: bool) -> PathState:
+        space = QuicPacketSpace(is_application_data=True)
+        recovery = QuicPacketRecovery(
+            congestion_control_algorithm=self.settings.congestion_control,
+            initial_rtt=self.settings.initial_rtt,
+            max_datagram_size=self._max_datagram_size,
+            peer_completed_address_validation=True,
+            send_probe=lambda: None,
+        )
+        recovery.spaces = [space]
+        recovery.handshake_confirmed = True
+        recovery.max_ack_delay = self._recovery.max_ack_delay
+        path = PathState(path_id, addr, space, recovery, validated=False, available=available)
+        recovery._send_probe = lambda: setattr(path, "probe_pending", True)
+        self._set_path_peer_cid(path)
+        path.challenge_at = now
+        path.idle_at = now + self.path_idle_timeout(addr)
+        self._paths[path_id] = path
+        return path
+
+    def _set_path_peer_cid(self, path: PathState) -> None:
+        cids = self._peer_cids.get(path.path_id)
+        if cids:
+            path.peer_cid_seq = min(cids)
+            path.peer_cid = cids[path.peer_cid_seq]
+
+    def _accept_path(self, path_id: int, addr: Any, now: float) -> PathState | None:
+        """The peer (a client) opened ``path_id`` towards us; validate it before using it."""
+        if (
+            self._is_client
+            or not self._multipath
+            or path_id > self._local_max_path_id
+            or path_id not in self._path_host_cids
+            or len(self._paths) >= MAX_PATHS
+        ):
+            return None
+        return self._new_path(path_id, addr, now, available=True)
+
+    def _data_path(self) -> PathState | None:
+        """The path that carries data: validated, not abandoned, AVAILABLE before BACKUP."""
+        path0 = self._path0
+        if len(self._paths) == 1:
+            return None if path0.abandoned else path0
+        if not self._handshake_confirmed:
+            return path0
+        best: PathState | None = None
+        best_key: tuple[int, float, int] | None = None
+        for path in self._paths.values():
+            if path.abandoned or not path.validated or path.addr is None:
+                continue
+            if path is not path0 and not path.peer_cid:
+                continue
+            rtt = path.rtt
+            key = (0 if path.available else 1, rtt if rtt is not None else 1e9, path.path_id)
+            if best_key is None or key < best_key:
+                best, best_key = path, key
+        return best
+
+    def open_path(self, addr: Any, now: float, *, available: bool = False) -> int | None:
+        """Open a new path to ``addr`` (client only); returns its id, None if blocked.
+
+        Blocked means no free path id or no CID from the peer for it yet: retry later.
+        """
+        if not self._is_client:
+            raise RuntimeError("only the client opens paths")
+        if not self._multipath or not self._handshake_confirmed or self._closing:
+            return None
+        for path in self._paths.values():
+            if path.addr == addr and not path.abandoned:
+                return path.path_id
+        limit = min(self._local_max_path_id, self._remote_max_path_id)
+        path_id = self._next_path_id
+        if path_id > limit or not self._peer_cids.get(path_id) or len(self._paths) >= MAX_PATHS:
+            return None
+        self._next_path_id += 1
+        self._new_path(path_id, addr, now, available=available)
+        return path_id
+
+    def close_path(self, path_id: int, now: float, error_code: int = 0) -> bool:
+        """Abandon a path; refused (False) for the last usable one."""
+        path = self._paths.get(path_id)
+        if path is None or path.abandoned:
+            return False
+        others = [
+            p for p in self._paths.values() if p is not path and not p.abandoned and p.validated
+        ]
+        if not others:
+            return False
+        self._abandon(path, now, error_code, send=True)
+        return True
+
+    def set_path_status(self, path_id: int, available: bool) -> None:
+        """Set our status of a path (AVAILABLE: use it for data; BACKUP: keep it in reserve)."""
+        path = self._paths.get(path_id)
+        if path is None or path.abandoned or path.available == available:
+            return
+        path.available = available
+        path.status_seq += 1
+        if self._multipath:
+            self._queue_ctrl(PathStatusFrame(path_id, path.status_seq, available))
+        self._events.append(PathStatusChanged(path_id=path_id, available=available))
+
+    def path_snapshots(self) -> list[PathSnapshot]:
+        """The current paths, for ``Connection.paths()`` and the path manager."""
+        data = self._data_path()
+        return [
+            PathSnapshot(
+                path_id=p.path_id,
+                remote=p.addr,
+                validated=p.validated,
+                abandoned=p.abandoned,
+                available=p.available,
+                carries_data=p is data,
+                rtt=p.rtt,
+                datagrams_sent=p.datagrams_sent,
+                datagrams_recv=p.datagrams_recv,
+                bytes_sent=p.bytes_sent,
+                bytes_recv=p.bytes_recv,
+            )
+            for p in self._paths.values()
+        ]
+
+    def _queue_ctrl(self, frame: Frame) -> None:
+        if len(self._ctrl) >= MAX_CTRL_FRAMES:
+            self._ctrl.popleft()
+        self._ctrl.append(frame)
+
+    def _abandon(self, path: PathState, now: float, error_code: int, *, send: bool) -> None:
+        if path.abandoned:
+            return
+        path.abandoned = True
+        if send:
+            self._queue_ctrl(PathAbandonFrame(path.path_id, error_code))
+        # Resend what was in flight on it elsewhere (aioquic's discard fires no callbacks).
+        space = path.space
+        lost = list(space.sent_packets.values())
+        path.recovery.discard_space(space)
+        space.discarded = True
+        space.ack_at = None
+        for packet in lost:
+            for handler, args in packet.delivery_handlers:
+                handler(QuicDeliveryState.LOST, *args)
+        path.challenge_at = None
+        path.idle_at = None
+        path.keepalive_at = None
+        path.drain_at = now + 3 * self._recovery.get_probe_timeout()
+        # Path ids are never reused: give the peer one more (noq does the same).
+        if self._multipath:
+            self._local_max_path_id += 1
+            self._queue_ctrl(MaxPathIdFrame(self._local_max_path_id))
+            self._issue_path_cids()
+        self._events.append(
+            PathAbandoned(path_id=path.path_id, remote=path.addr, error_code=error_code)
+        )
+
+    def _on_path_abandon(self, level: int, frame: PathAbandonFrame, now: float) -> None:
+        path = self._paths.get(frame.path_id)
+        if path is not None and not path.abandoned:
+            self._abandon(path, now, frame.error_code, send=True)
+
+    def _on_path_response(self, level: int, frame: PathResponseFrame, now: float) -> None:
+        addr = self._rx_addr
+        for path in self._paths.values():
+            if path.challenge is not None and path.challenge == frame.data and path.addr == addr:
+                path.challenge = None
+                path.challenge_at = None
+                if not path.validated and not path.abandoned:
+                    path.validated = True
+                    path.keepalive_at = now + self.path_keep_alive
+                    self._events.append(PathOpened(path_id=path.path_id, remote=path.addr))
+                return
+        nat = self._nat
+        ip = _ip_of(addr)
+        if nat is None or ip is None:
+            return
+        hit = nat.on_path_response(frame.data, ip)
+        if hit is not None and isinstance(nat, NatTraversalClient):
+            self.open_path(addr, now, available=False)
+
+    def _on_path_new_cid(self, path_id: int) -> None:
+        path = self._paths.get(path_id)
+        if path is not None and not path.peer_cid:
+            self._set_path_peer_cid(path)
+
+    # -- n0 NAT traversal --------------------------------------------------------------------
+
+    @property
+    def nat_traversal_negotiated(self) -> bool:
+        """Whether both sides offered n0 NAT traversal (and multipath)."""
+        return self._nat is not None
+
+    def add_nat_address(self, host: str, port: int) -> None:
+        """Add one of our candidate addresses (server: announced with ADD_ADDRESS)."""
+        key = (host, port)
+        if key in self._nat_local or len(self._nat_local) >= IROH_NAT_TRAVERSAL_ADDRESSES:
+            return
+        self._nat_local[key] = None
+        if self._nat is not None:
+            self._nat_add_local(host, port)
+
+    def remove_nat_address(self, host: str, port: int) -> None:
+        """Withdraw a candidate address."""
+        if self._nat_local.pop((host, port), None) is None:
+            return
+        ip = _ip_of((host, port))
+        nat = self._nat
+        if ip is None or nat is None:
+            return
+        if isinstance(nat, NatTraversalServer):
+            frame = nat.remove_local_address(ip)
+            if frame is not None:
+                self._queue_ctrl(frame)
+        else:
+            nat.remove_local_address(ip)
+
+    def _nat_add_local(self, host: str, port: int) -> None:
+        ip = _ip_of((host, port))
+        nat = self._nat
+        if ip is None or nat is None:
+            return
+        try:
+            if isinstance(nat, NatTraversalServer):
+                frame = nat.add_local_address(ip)
+                if frame is not None:
+                    self._queue_ctrl(frame)
+            else:
+                nat.add_local_address(ip)
+        except NatTraversalError:
+            pass  # the peer takes no more; the first ones are the best anyway
+
+    def nat_remote_addresses(self) -> list[Any]:
+        """Client: the server's advertised candidates (as engine addresses)."""
+        nat = self._nat
+        if not isinstance(nat, NatTraversalClient):
+            return []
+        return [self.make_addr(str(ip), port) for ip, port in nat.remote_addresses.values()]
+
+    def initiate_nat_traversal_round(self, now: float) -> None:
+        """Client: send REACH_OUT for our candidates and probe the server's.
+
+        Raises :class:`NatTraversalError` (``NotEnoughAddresses`` without local candidates).
+        """
+        nat = self._nat
+        if not isinstance(nat, NatTraversalClient):
+            raise NatTraversalError("n0 NAT traversal not negotiated (or not the client)")
+        for frame in nat.initiate_round(now):
+            self._queue_ctrl(frame)
+
+    def _on_add_address(self, level: int, frame: AddAddressFrame, now: float) -> None:
+        if isinstance(self._nat, NatTraversalClient):
+            self._nat_guard(lambda nat: nat.on_add_address(frame))
+
+    def _on_remove_address(self, level: int, frame: RemoveAddressFrame, now: float) -> None:
+        if isinstance(self._nat, NatTraversalClient):
+            self._nat.on_remove_address(frame)
+
+    def _on_reach_out(self, level: int, frame: ReachOutFrame, now: float) -> None:
+        if isinstance(self._nat, NatTraversalServer):
+            self._nat_guard(lambda nat: nat.on_reach_out(frame, now))
+
+    def _nat_guard(self, call: Callable[[Any], Any]) -> None:
+        try:
+            call(self._nat)
+        except TooManyAddresses:
+            raise QuicProtocolViolation(
+                "too many NAT traversal addresses", code=PROTOCOL_VIOLATION
+            ) from None
+
     # -- sending ---------------------------------------------------------------------------
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
         """Build what is due now; returns ``[(datagram, addr)]`` (addr: where to send)."""
-        if self._terminated or self._addr is None or not self._peer_cid:
+        if self._terminated or self._path0.addr is None or not self._peer_cid:
             return []
+        out: list[tuple[bytes, Any]] = []
+        if self._close_pending or self._closing:
+            if self._close_pending:
+                path = self._data_path() or self._path0
+                if path.addr is not None:
+                    self._send_on_path(path, now, out, closing=True)
+                self._enter_close(now, draining=False)
+            return out
+        if len(self._paths) == 1 and not self._offpath and self._nat is None:
+            # The one-path case: as cheap as before multipath.
+            self._send_on_path(self._path0, now, out, carry_data=True)
+            return out
+        self._send_off_path(now, out)
+        data_path = self._data_path()
+        for path in list(self._paths.values()):
+            if path.abandoned or path.addr is None:
+                continue
+            if path is not self._path0 and not path.peer_cid:
+                continue
+            self._send_on_path(path, now, out, carry_data=path is data_path)
+        return out
+
+    def _seal_for(self, path_id: int) -> _Seal | None:
+        lv = self._levels[APP]
+        if lv.seal is None or lv.pp is None:
+            return None
+        return lv.seal if path_id == 0 else _Seal(lv.pp, path_id)
+
+    def _send_on_path(
+        self,
+        path: PathState,
+        now: float,
+        out: list[tuple[bytes, Any]],
+        *,
+        carry_data: bool = False,
+        closing: bool = False,
+    ) -> None:
+        is0 = path is self._path0
         builder = QuicPacketBuilder(
             host_cid=self.host_cid,
-            peer_cid=self._peer_cid,
+            peer_cid=self._peer_cid if is0 else path.peer_cid,
             version=QUIC_V1,
             is_client=self._is_client,
             max_datagram_size=self._max_datagram_size,
-            packet_number=self._pn,
+            packet_number=path.pn,
         )
-        if self._close_pending:
-            self._write_close(builder)
-            self._enter_close(now, draining=False)
-        elif self._closing:
-            return []
+        if closing:
+            self._write_close(builder, path.path_id)
         else:
-            rec = self._recovery
+            rec = path.recovery
             builder.max_flight_bytes = rec.congestion_window - rec.bytes_in_flight
-            if self._probe_pending and builder.max_flight_bytes < self._max_datagram_size:
+            if path.probe_pending and builder.max_flight_bytes < self._max_datagram_size:
                 builder.max_flight_bytes = self._max_datagram_size
-            if not self._address_validated:
+            if is0 and not self._address_validated:
                 builder.max_total_bytes = max(0, 3 * self._bytes_received - self._bytes_sent)
+            elif not path.validated and not self._is_client:
+                # A server must not amplify towards an address the client has not proven.
+                builder.max_total_bytes = path.amplification_budget()
             try:
-                if not self._handshake_confirmed:
+                if is0 and not self._handshake_confirmed:
                     self._write_handshake(builder, INITIAL, now)
                     self._write_handshake(builder, HANDSHAKE, now)
-                self._write_application(builder, now)
+                if carry_data:
+                    self._write_application(builder, now, path)
+                else:
+                    self._write_path_only(builder, now, path)
             except QuicPacketBuilderStop:
                 pass
         datagrams, packets = builder.flush()
-        self._pn = builder.packet_number
+        path.pn = builder.packet_number
+        eliciting = False
         for packet in packets:
             packet.sent_time = now
-            level = _level_of_packet(packet)
-            space = self._spaces[level]
+            if is0:
+                level = _level_of_packet(packet)
+                space = self._spaces[level]
+            else:
+                space = path.space
             if space.discarded:
                 continue
-            self._recovery.on_packet_sent(packet=packet, space=space)
-            if packet.is_ack_eliciting and not self._eliciting_since_receive:
-                # RFC 9000 §10.1: sending restarts the idle timer once per receive.
-                self._eliciting_since_receive = True
-                self._idle_at = now + self._idle_timeout()
-        addr = self._addr
-        out = []
+            path.recovery.on_packet_sent(packet=packet, space=space)
+            if packet.is_ack_eliciting:
+                eliciting = True
+                if not self._eliciting_since_receive:
+                    # RFC 9000 §10.1: sending restarts the idle timer once per receive.
+                    self._eliciting_since_receive = True
+                    self._idle_at = now + self._idle_timeout()
+        if eliciting and path.keepalive_at is not None:
+            path.keepalive_at = now + self.path_keep_alive
+        addr = path.addr
         for datagram in datagrams:
-            self._bytes_sent += len(datagram)
+            if is0:
+                self._bytes_sent += len(datagram)
+            path.datagrams_sent += 1
+            path.bytes_sent += len(datagram)
             out.append((datagram, addr))
-        return out
 
-    def _write_close(self, builder: QuicPacketBuilder) -> None:
+    def _send_off_path(self, now: float, out: list[tuple[bytes, Any]]) -> None:
+        """NAT probes and answers to them: one 1-RTT packet each, outside congestion control."""
+        nat = self._nat
+        if nat is not None:
+            deadline = nat.next_deadline()
+            if deadline is not None and now >= deadline:
+                via = self._probe_path()
+                for (ip, port), challenge in nat.poll_probes(now):
+                    if via is not None:
+                        target = self.make_addr(str(ip), port)
+                        self._offpath.append((target, via.path_id, challenge, False))
+        while self._offpath:
+            addr, path_id, data, is_response = self._offpath.popleft()
+            path = self._paths.get(path_id)
+            if path is None or path.abandoned or not path.validated:
+                path = self._probe_path()
+            seal = self._seal_for(path.path_id) if path is not None else None
+            if path is None or seal is None:
+                continue
+            builder = QuicPacketBuilder(
+                host_cid=self.host_cid,
+                peer_cid=self._peer_cid if path is self._path0 else path.peer_cid,
+                version=QUIC_V1,
+                is_client=self._is_client,
+                max_datagram_size=self._max_datagram_size,
+                packet_number=path.pn,
+            )
+            try:
+                builder.start_packet(QuicPacketType.ONE_RTT, seal)  # type: ignore[arg-type]
+                kind = FrameType.PATH_RESPONSE if is_response else FrameType.PATH_CHALLENGE
+                builder.start_frame(kind, capacity=9).push_bytes(data)
+                if is_response:
+                    _pad(builder)  # off-path responses are padded (noq does; NATs see size)
+            except QuicPacketBuilderStop:
+                continue
+            datagrams, _packets = builder.flush()
+            # Not registered with recovery: probes are neither in flight nor retransmitted.
+            path.pn = builder.packet_number
+            for datagram in datagrams:
+                out.append((datagram, addr))
+
+    def _probe_path(self) -> PathState | None:
+        """The validated path whose CID and PN space carry NAT probes (path 0 if possible)."""
+        path0 = self._path0
+        if not path0.abandoned and self._peer_cid:
+            return path0
+        return self._data_path()
+
+    def _write_close(self, builder: QuicPacketBuilder, path_id: int = 0) -> None:
         event = self._close_event
         assert event is not None
         levels = [APP] if self._handshake_confirmed else [INITIAL, HANDSHAKE, APP]
         for level in levels:
-            seal = self._levels[level].seal
+            seal = self._levels[level].seal if level != APP else self._seal_for(path_id)
             if seal is None:
                 continue
             code, frame_type, reason = event.error_code, event.frame_type, event.reason_phrase
@@ -979,8 +1610,11 @@ class IrohConnection:
             buf.push_uint_var(len(reason_bytes))
             buf.push_bytes(reason_bytes)
 
-    def _write_ack(self, builder: QuicPacketBuilder, level: int, now: float) -> None:
-        space = self._spaces[level]
+    def _write_ack(
+        self, builder: QuicPacketBuilder, level: int, now: float, path: PathState | None = None
+    ) -> None:
+        path = path or self._path0
+        space = path.space if level == APP else self._spaces[level]
         delay = 0.0
         if space.largest_received_time is not None:
             delay = max(0.0, now - space.largest_received_time)
@@ -988,7 +1622,7 @@ class IrohConnection:
         path_ack = level == APP and self._multipath
         buf = builder.start_frame(
             FrameType.ACK,
-            capacity=ACK_FRAME_CAPACITY + (2 if path_ack else 0),
+            capacity=ACK_FRAME_CAPACITY + (6 if path_ack else 0),
             handler=_on_ack_delivery,
             handler_args=(space, space.largest_received_packet),
         )
@@ -997,11 +1631,11 @@ class IrohConnection:
             # PATH_ACK for path 0 (design notes §1.3): both types are one-byte varints.
             buf.seek(buf.tell() - 1)
             buf.push_uint_var(FrameType.PATH_ACK)
-            buf.push_uint_var(0)
+            buf.push_uint_var(path.path_id)
         push_ack_frame(buf, space.ack_queue, encoded, builder.remaining_buffer_space)
         space.ack_at = None
         if level == APP:
-            self._unacked_eliciting = 0
+            path.unacked_eliciting = 0
             self.sent_ack_types.add(FrameType.PATH_ACK if path_ack else FrameType.ACK)
 
     def _write_handshake(self, builder: QuicPacketBuilder, level: int, now: float) -> None:
@@ -1016,14 +1650,14 @@ class IrohConnection:
             sender = lv.crypto.sender
             if not sender.buffer_is_empty:
                 self._write_crypto(builder, lv)
-                self._probe_pending = False
+                self._path0.probe_pending = False
             if (
-                self._probe_pending
+                self._path0.probe_pending
                 and not self._handshake_complete
                 and (level == HANDSHAKE or self._levels[HANDSHAKE].seal is None)
             ):
                 builder.start_frame(FrameType.PING)
-                self._probe_pending = False
+                self._path0.probe_pending = False
             if builder.packet_is_empty:
                 break
 
@@ -1042,11 +1676,12 @@ class IrohConnection:
         buf.push_uint16(len(frame.data) | 0x4000)
         buf.push_bytes(frame.data)
 
-    def _write_application(self, builder: QuicPacketBuilder, now: float) -> None:
+    def _write_application(self, builder: QuicPacketBuilder, now: float, path: PathState) -> None:
         lv = self._levels[APP]
-        if lv.seal is None:
+        seal = self._seal_for(path.path_id)
+        if seal is None:
             return
-        space = self._spaces[APP]
+        space = path.space
         streams = self.streams
         budget = MAX_PACKETS_PER_POLL
         self._pacing_at = None
@@ -1056,9 +1691,11 @@ class IrohConnection:
                 self._pacing_at = now
                 return
             budget -= 1
-            builder.start_packet(QuicPacketType.ONE_RTT, lv.seal)  # type: ignore[arg-type]
+            builder.start_packet(QuicPacketType.ONE_RTT, seal)  # type: ignore[arg-type]
             if space.ack_at is not None and (space.ack_at <= now or streams.has_pending):
-                self._write_ack(builder, APP, now)
+                self._write_ack(builder, APP, now, path)
+            if path.path_id or path.challenge_at is not None:
+                self._write_path_frames(builder, now, path)
             if self._handshake_complete:
                 if self._handshake_done_pending:
                     builder.start_frame(
@@ -1069,8 +1706,11 @@ class IrohConnection:
                     buf = builder.start_frame(FrameType.PATH_RESPONSE, capacity=9)
                     buf.push_bytes(self._path_responses.popleft())
                 while self._cids_to_announce:
-                    self._write_new_cid(builder, self._cids_to_announce[0])
+                    self._write_new_cid(builder, *self._cids_to_announce[0])
                     self._cids_to_announce.pop(0)
+                while self._ctrl:
+                    _put_frame(builder, self._ctrl[0], self._on_ctrl_delivery)
+                    self._ctrl.popleft()
                 while self._cids_to_retire:
                     path_id, seq = self._cids_to_retire[0]
                     if self._multipath:
@@ -1097,9 +1737,9 @@ class IrohConnection:
                     handler_args=(tuple(self._pings),),
                 )
                 self._pings.clear()
-            if self._probe_pending:
+            if path.probe_pending or path.ping_pending:
                 builder.start_frame(FrameType.PING)
-                self._probe_pending = False
+                path.probe_pending = path.ping_pending = False
             if not lv.crypto.sender.buffer_is_empty:
                 self._write_crypto(builder, lv)
             while self._datagrams:
@@ -1113,25 +1753,62 @@ class IrohConnection:
             if builder.packet_is_empty:
                 return
 
-    def _write_new_cid(self, builder: QuicPacketBuilder, seq: int) -> None:
-        entry = self._host_cids.get(seq)
+    def _write_path_frames(self, builder: QuicPacketBuilder, now: float, path: PathState) -> None:
+        """This path's own PATH_RESPONSEs and (due) PATH_CHALLENGE; a challenge pads."""
+        while path.responses:
+            builder.start_frame(FrameType.PATH_RESPONSE, capacity=9).push_bytes(path.responses[0])
+            path.responses.pop(0)
+        if path.challenge_at is not None and now >= path.challenge_at and not path.validated:
+            if path.challenge is None:
+                path.challenge = self._random(8)
+            builder.start_frame(FrameType.PATH_CHALLENGE, capacity=9).push_bytes(path.challenge)
+            path.challenge_tries += 1
+            interval = max(MIN_CHALLENGE_INTERVAL, path.recovery.get_probe_timeout())
+            path.challenge_at = now + interval
+            _pad(builder)
+
+    def _write_path_only(self, builder: QuicPacketBuilder, now: float, path: PathState) -> None:
+        """A path that carries no data: its ACKs, validation and keep-alive only."""
+        seal = self._seal_for(path.path_id)
+        if seal is None or not self._handshake_complete:
+            return
+        space = path.space
+        challenge_due = path.challenge_at is not None and now >= path.challenge_at
+        ping = path.probe_pending or path.ping_pending
+        ack_due = space.ack_at is not None and space.ack_at <= now
+        if not (ack_due or challenge_due or ping or path.responses):
+            return
+        builder.start_packet(QuicPacketType.ONE_RTT, seal)  # type: ignore[arg-type]
+        if space.ack_at is not None:
+            self._write_ack(builder, APP, now, path)
+        self._write_path_frames(builder, now, path)
+        if ping:
+            builder.start_frame(FrameType.PING)
+            path.probe_pending = path.ping_pending = False
+
+    def _write_new_cid(self, builder: QuicPacketBuilder, path_id: int, seq: int) -> None:
+        entry = (
+            self._host_cids.get(seq)
+            if path_id == 0
+            else self._path_host_cids.get(path_id, {}).get(seq)
+        )
         if entry is None:
             return
         cid, token = entry
         if self._multipath:
             buf = builder.start_frame(
                 FrameType.PATH_NEW_CONNECTION_ID,
-                capacity=48,
+                capacity=52,
                 handler=self._on_new_cid_delivery,
-                handler_args=(seq,),
+                handler_args=(path_id, seq),
             )
-            buf.push_uint_var(0)
+            buf.push_uint_var(path_id)
         else:
             buf = builder.start_frame(
                 FrameType.NEW_CONNECTION_ID,
                 capacity=44,
                 handler=self._on_new_cid_delivery,
-                handler_args=(seq,),
+                handler_args=(path_id, seq),
             )
         buf.push_uint_var(seq)
         buf.push_uint_var(0)  # retire_prior_to
@@ -1145,9 +1822,16 @@ class IrohConnection:
         if delivery != QuicDeliveryState.ACKED and not self._closing:
             self._handshake_done_pending = True
 
-    def _on_new_cid_delivery(self, delivery: QuicDeliveryState, seq: int) -> None:
-        if delivery != QuicDeliveryState.ACKED and seq in self._host_cids:
-            self._cids_to_announce.append(seq)
+    def _on_new_cid_delivery(self, delivery: QuicDeliveryState, path_id: int, seq: int) -> None:
+        if delivery == QuicDeliveryState.ACKED:
+            return
+        live = self._host_cids if path_id == 0 else self._path_host_cids.get(path_id, {})
+        if seq in live:
+            self._cids_to_announce.append((path_id, seq))
+
+    def _on_ctrl_delivery(self, delivery: QuicDeliveryState, frame: Frame) -> None:
+        if delivery != QuicDeliveryState.ACKED and not self._closing:
+            self._queue_ctrl(frame)
 
     def _on_retire_delivery(
         self, delivery: QuicDeliveryState, path_id: int | None, seq: int
@@ -1161,6 +1845,64 @@ class IrohConnection:
                 self._events.append(events.PingAcknowledged(uid=uid))
         else:
             self._pings.extend(uids)
+
+
+def _tuple_addr(host: str, port: int) -> tuple[str, int]:
+    return (host, port)
+
+
+def _ip_of(addr: Any) -> Addr | None:
+    """``(ip, port)`` of an engine address that is an IP one (tuple or IpPath), else None."""
+    host = getattr(addr, "host", None)
+    port = getattr(addr, "port", None)
+    if host is None and isinstance(addr, tuple) and len(addr) >= 2:
+        host, port = addr[0], addr[1]
+    if not isinstance(host, str) or not isinstance(port, int):
+        return None
+    try:
+        return canonical_addr((ip_address(host), port))
+    except ValueError:
+        return None
+
+
+def _pad(builder: QuicPacketBuilder) -> None:
+    """Fill the rest of the packet with PADDING (path validation wants 1200-byte datagrams)."""
+    room = min(builder.remaining_buffer_space, builder.remaining_flight_space)
+    if room > 1:
+        builder.start_frame(FrameType.PADDING, capacity=room).push_bytes(bytes(room - 1))
+
+
+def _put_frame(
+    builder: QuicPacketBuilder, frame: Frame, handler: Callable[..., None] | None = None
+) -> None:
+    """Write any codec frame through the builder, with a delivery handler getting it back."""
+    size = frame_size(frame)
+    frame_type = _frame_type_of(frame)
+    buf = builder.start_frame(
+        frame_type,
+        capacity=size - size_uint_var(frame_type),
+        handler=handler,
+        handler_args=(frame,),
+    )
+    buf.seek(buf.tell() - size_uint_var(frame_type))
+    push_frame(buf, frame)
+
+
+def _frame_type_of(frame: Frame) -> int:
+    if isinstance(frame, PathStatusFrame):
+        return FrameType.PATH_STATUS_AVAILABLE if frame.available else FrameType.PATH_STATUS_BACKUP
+    if isinstance(frame, PathAbandonFrame):
+        return FrameType.PATH_ABANDON
+    if isinstance(frame, MaxPathIdFrame):
+        return FrameType.MAX_PATH_ID
+    if isinstance(frame, RemoveAddressFrame):
+        return FrameType.REMOVE_ADDRESS
+    ipv6 = ip_address(frame.ip).version == 6  # type: ignore[union-attr]
+    if isinstance(frame, AddAddressFrame):
+        return FrameType.ADD_IPV6_ADDRESS if ipv6 else FrameType.ADD_IPV4_ADDRESS
+    if isinstance(frame, ReachOutFrame):
+        return FrameType.REACH_OUT_IPV6 if ipv6 else FrameType.REACH_OUT_IPV4
+    raise ValueError(f"no control frame type for {frame!r}")
 
 
 def _on_ack_delivery(delivery: QuicDeliveryState, space: QuicPacketSpace, largest: int) -> None:
@@ -1191,13 +1933,16 @@ _HANDLERS: Final[dict[type, Callable[[IrohConnection, int, Any, float], None]]] 
     NewConnectionIdFrame: IrohConnection._on_new_cid,
     RetireConnectionIdFrame: IrohConnection._on_retire_cid,
     PathChallengeFrame: IrohConnection._on_path_challenge,
-    PathResponseFrame: IrohConnection._ignore,
+    PathResponseFrame: IrohConnection._on_path_response,
     ConnectionCloseFrame: IrohConnection._on_close_frame,
     HandshakeDoneFrame: IrohConnection._on_handshake_done,
     DatagramFrame: IrohConnection._on_datagram,
     AckFrequencyFrame: IrohConnection._ignore,
     ImmediateAckFrame: IrohConnection._on_immediate_ack,
-    PathAbandonFrame: IrohConnection._ignore,
+    PathAbandonFrame: IrohConnection._on_path_abandon,
+    AddAddressFrame: IrohConnection._on_add_address,
+    RemoveAddressFrame: IrohConnection._on_remove_address,
+    ReachOutFrame: IrohConnection._on_reach_out,
     PathStatusFrame: IrohConnection._ignore,
     MaxPathIdFrame: IrohConnection._on_max_path_id,
     PathsBlockedFrame: IrohConnection._ignore,
