@@ -1,8 +1,9 @@
 """``make natlab`` / ``python -m lab.natlab``: run the NAT lab and print what it found.
 
-For now this runs the UDP self-check: how each NAT kind maps and filters, and the UDP
-hole-punch matrix between every pair of kinds, each compared with what the kind should do.
-(The iroh connection matrix will be added here once the endpoint can run in the lab.)
+It runs the UDP self-check (how each NAT kind maps and filters, and the UDP hole-punch matrix
+between every pair of kinds, each compared with what the kind should do), then the iroh
+connection matrix: for each pairing (aioiroh and Rust, both roles), every (server NAT, client
+NAT) cell, direct or relayed and the time to a direct path.
 Exit status is 0 when every observation matches its expectation, 1 otherwise, 2 when the
 machine cannot run the lab (not root, tools missing).
 """
@@ -97,17 +98,63 @@ async def run_udp(out: list[str]) -> bool:
     return ok
 
 
+IROH_PAIRINGS = [
+    ("aioiroh <-> aioiroh", "ours", "ours"),
+    ("aioiroh server <- Rust client", "ours", "rust"),
+    ("Rust server <- aioiroh client", "rust", "ours"),
+    ("Rust <-> Rust (reference)", "rust", "rust"),
+]
+
+
+async def run_iroh(out: list[str], wait_direct: float = 2.0, concurrency: int = 4) -> bool:
+    """The iroh connection matrix per pairing; every cell must at least connect (relayed)."""
+    from lab.matrix import RUST_DIRECT_CELLS, run_cell
+
+    sem = asyncio.Semaphore(concurrency)
+    t0 = time.monotonic()
+
+    async def one(key: tuple[str, str, str, str]):  # type: ignore[no-untyped-def]
+        async with sem:
+            return key, await run_cell(*key, wait_direct=wait_direct)
+
+    keys = [(s, c, ps, pc) for _, ps, pc in IROH_PAIRINGS for s in NAT_KINDS for c in NAT_KINDS]
+    results = dict(await asyncio.gather(*(one(k) for k in keys)))
+    ok = True
+    for title, ps, pc in IROH_PAIRINGS:
+        rows = []
+        for s in NAT_KINDS:
+            row = [s]
+            for c in NAT_KINDS:
+                r = results[(s, c, ps, pc)]
+                ok &= r.established
+                mark = "" if r.direct or (s, c) not in RUST_DIRECT_CELLS else " *"
+                row.append(r.label() + mark)
+            rows.append(row)
+        out.append(f"\n{title} (row = server NAT, column = client NAT)")
+        out.append(_table(["server \\ client", *NAT_KINDS], rows))
+    out.append(
+        "\n'*': Rust iroh goes direct in this cell; aioiroh stays relayed until its multipath"
+        " NAT traversal lands."
+    )
+    out.append(f"iroh matrix: {time.monotonic() - t0:.1f} s; namespaces removed")
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point for ``python -m lab.natlab``."""
     parser = argparse.ArgumentParser(prog="python -m lab.natlab", description=__doc__)
-    parser.add_argument("matrix", nargs="?", default="udp", choices=["udp"])
-    parser.parse_args(argv)
+    parser.add_argument("matrix", nargs="?", default="all", choices=["all", "udp", "iroh"])
+    args = parser.parse_args(argv)
     problems = missing_prerequisites()
     if problems:
         print("cannot run the NAT lab: " + "; ".join(problems), file=sys.stderr)
         return 2
     out: list[str] = []
-    ok = asyncio.run(run_udp(out))
+    ok = True
+    if args.matrix in ("all", "udp"):
+        ok &= asyncio.run(run_udp(out))
+    if args.matrix in ("all", "iroh"):
+        ok &= asyncio.run(run_iroh(out))
     print("\n".join(out))
     print("all results as expected" if ok else "UNEXPECTED RESULTS (marked above)")
     return 0 if ok else 1

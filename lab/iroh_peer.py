@@ -1,0 +1,212 @@
+"""An iroh endpoint for the NAT matrix, in either implementation, driven by arguments.
+
+``python -m lab.iroh_peer IMPL serve BIND_IP RELAY_URL [EXTERNAL_ADDR]`` prints
+``{"id": ..., "addrs": [...]}`` once online, then echoes bi-streams until stdin closes.
+``python -m lab.iroh_peer IMPL dial BIND_IP RELAY_URL PEER_ID ADDRS_JSON WAIT`` connects
+(relay plus the given direct addresses), echoes once, then watches for up to WAIT seconds for a
+direct path to be selected, and prints ``{"established", "direct", "connect_s",
+"time_to_direct"}``. IMPL is ``ours`` (aioiroh) or ``rust`` (PyPI iroh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from typing import Any
+
+ALPN = b"natlab/iroh-echo/0"
+POLL = 0.05
+
+
+def emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+async def stdin_closed() -> None:
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.read)
+
+
+# -- aioiroh ---------------------------------------------------------------------------------
+
+
+async def ours_serve(ip: str, relay: str, external: str | None) -> None:
+    from aioiroh import Endpoint, IrohError, RelayMode
+
+    ep = await Endpoint.bind(
+        alpns=[ALPN], bind_addr=f"{ip}:0", bind_addr_v6=False, relay_mode=RelayMode.custom([relay])
+    )
+
+    async def echo(conn: Any) -> None:
+        with contextlib.suppress(IrohError):
+            while True:
+                send, recv = await conn.accept_bi()
+                await send.write_all(await recv.read_to_end(1 << 20))
+                await send.finish()
+
+    async def accept_loop() -> None:
+        tasks = set()
+        while True:
+            conn = await ep.accept()
+            t = asyncio.create_task(echo(conn))
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+
+    try:
+        await asyncio.wait_for(ep.online(), 30)
+        addrs = [f"{h}:{p}" for h, p in ep.direct_addresses()]
+        if external:
+            addrs.append(external)
+        emit({"id": str(ep.id), "addrs": addrs})
+        loop_task = asyncio.create_task(accept_loop())
+        await stdin_closed()
+        loop_task.cancel()
+    finally:
+        await ep.close()
+
+
+async def ours_dial(ip: str, relay: str, peer: str, addrs: list[str], wait: float) -> None:
+    from aioiroh import Endpoint, EndpointAddr, RelayMode
+
+    ep = await Endpoint.bind(
+        bind_addr=f"{ip}:0", bind_addr_v6=False, relay_mode=RelayMode.custom([relay])
+    )
+    try:
+        await asyncio.wait_for(ep.online(), 30)
+        start = time.monotonic()
+        conn = await ep.connect(EndpointAddr(peer, relay, addrs), ALPN, timeout=20)
+        connect_s = time.monotonic() - start
+        send, recv = await conn.open_bi()
+        await send.write_all(b"ping")
+        await send.finish()
+        assert await recv.read_to_end(100) == b"ping"
+        direct_at = None
+        deadline = start + wait
+        while True:
+            if any(p.is_selected and p.is_ip for p in conn.paths()):
+                direct_at = time.monotonic() - start
+                break
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(POLL)
+        conn.close(0, b"done")
+        emit(
+            {
+                "established": True,
+                "direct": direct_at is not None,
+                "connect_s": connect_s,
+                "time_to_direct": direct_at,
+            }
+        )
+    finally:
+        await ep.close()
+
+
+# -- Rust iroh -------------------------------------------------------------------------------
+
+
+async def rust_bind(ip: str, relay: str, alpns: list[bytes]) -> Any:
+    import iroh
+
+    b = iroh.EndpointBuilder()
+    b.apply_minimal()
+    b.relay_mode(iroh.RelayMode.custom_from_urls([relay]))
+    b.bind_addr(f"{ip}:0")
+    b.alpns(alpns)
+    return await b.bind()
+
+
+def rust_v4(ep: Any) -> list[str]:
+    return [str(s) for s in ep.bound_sockets() if not str(s).startswith("[")]
+
+
+async def rust_serve(ip: str, relay: str, external: str | None) -> None:
+    ep = await rust_bind(ip, relay, [ALPN])
+
+    async def echo(conn: Any) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                bi = await conn.accept_bi()
+                await bi.send().write_all(await bi.recv().read_to_end(1 << 20))
+                await bi.send().finish()
+
+    async def accept_loop() -> None:
+        tasks = set()
+        while True:
+            inc = await ep.accept_next()
+            if inc is None:
+                return
+            conn = await (await inc.accept()).connect()
+            t = asyncio.create_task(echo(conn))
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+
+    try:
+        if external:
+            # Rust cannot use a lab relay's QAD (it checks web PKI), so tell it its public
+            # address where the NAT keeps ports.
+            ep.add_external_addr(external)
+        await asyncio.wait_for(ep.online(), 30)
+        addrs = rust_v4(ep) + ([external] if external else [])
+        emit({"id": str(ep.id()), "addrs": addrs})
+        loop_task = asyncio.create_task(accept_loop())
+        await stdin_closed()
+        loop_task.cancel()
+    finally:
+        await ep.close()
+
+
+async def rust_dial(ip: str, relay: str, peer: str, addrs: list[str], wait: float) -> None:
+    import iroh
+
+    ep = await rust_bind(ip, relay, [])
+    try:
+        await asyncio.wait_for(ep.online(), 30)
+        start = time.monotonic()
+        target = iroh.EndpointAddr(iroh.EndpointId.from_string(peer), relay, addrs)
+        conn = await asyncio.wait_for(ep.connect(target, ALPN), 20)
+        connect_s = time.monotonic() - start
+        bi = await conn.open_bi()
+        await bi.send().write_all(b"ping")
+        await bi.send().finish()
+        assert bytes(await bi.recv().read_to_end(100)) == b"ping"
+        direct_at = None
+        deadline = start + wait
+        while True:
+            if any(p.is_selected and p.is_ip for p in conn.paths()):
+                direct_at = time.monotonic() - start
+                break
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(POLL)
+        conn.close(0, b"done")
+        emit(
+            {
+                "established": True,
+                "direct": direct_at is not None,
+                "connect_s": connect_s,
+                "time_to_direct": direct_at,
+            }
+        )
+    finally:
+        await ep.close()
+
+
+def main(argv: list[str]) -> None:
+    impl, role, ip, relay = argv[:4]
+    if role == "serve":
+        external = argv[4] if len(argv) > 4 and argv[4] else None
+        fn = ours_serve if impl == "ours" else rust_serve
+        asyncio.run(fn(ip, relay, external))
+    else:
+        peer, addrs, wait = argv[4], json.loads(argv[5]), float(argv[6])
+        fn2 = ours_dial if impl == "ours" else rust_dial
+        asyncio.run(fn2(ip, relay, peer, addrs, wait))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,108 @@
+"""The iroh NAT matrix: one connection per (server NAT, client NAT) cell, in namespaces.
+
+Each cell builds a fresh lab: our relay on the internet segment, the server and the client each
+behind a router of the given NAT kind ("none" = a public device). The client dials the server's
+relay URL and whatever direct addresses the server knows about itself, exchanges an echo, then
+watches for a direct path. Rust peers are told their public address (``add_external_addr``)
+where their NAT keeps ports, because they cannot use a lab relay's QAD (natlab-recipe §7).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from lab.harness import NAT_KINDS, Lab
+
+RELAY_PORT = 3340
+# Cells where Rust iroh reaches a direct path in its own patchbay tests.
+RUST_DIRECT_CELLS = {
+    (s, c)
+    for s in NAT_KINDS
+    for c in NAT_KINDS
+    if (s, c) not in {("moderate", "strict"), ("strict", "moderate"), ("strict", "strict")}
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CellResult:
+    server_nat: str
+    client_nat: str
+    server_impl: str
+    client_impl: str
+    established: bool
+    direct: bool
+    connect_s: float | None
+    time_to_direct: float | None
+    error: str | None = None
+
+    def label(self) -> str:
+        if not self.established:
+            return "FAILED"
+        if self.direct:
+            return f"direct {self.time_to_direct:.2f}s"
+        return "relayed"
+
+
+async def run_cell(
+    server_nat: str, client_nat: str, server_impl: str, client_impl: str, wait_direct: float
+) -> CellResult:
+    with Lab() as lab:
+        relay_host = lab.host("relay")
+        relay = await relay_host.spawn_python(
+            "aioiroh.cli.main", "relay", "--host", relay_host.ip, "--port", str(RELAY_PORT)
+        )
+        url = f"http://{relay_host.ip}:{RELAY_PORT}"
+        srv_dev = lab.device(router=None if server_nat == "none" else lab.router(nat=server_nat))
+        cli_dev = lab.device(router=None if client_nat == "none" else lab.router(nat=client_nat))
+        server = None
+        try:
+            external = ""
+            if server_impl == "rust" and server_nat in ("open", "moderate"):
+                external = "{wan}:PORT"  # filled after bind: the peer reports its port
+            server = await srv_dev.spawn_python(
+                "lab.iroh_peer", server_impl, "serve", srv_dev.ip, url, ""
+            )
+            hello = await server.recv(timeout=40)
+            addrs = list(hello["addrs"])
+            if external:
+                # NAT kinds with endpoint-independent mapping keep the source port here.
+                port = addrs[0].rsplit(":", 1)[1]
+                addrs.append(f"{srv_dev.public_ip}:{port}")
+            result = await cli_dev.run_json(
+                "lab.iroh_peer",
+                client_impl,
+                "dial",
+                cli_dev.ip,
+                url,
+                hello["id"],
+                json.dumps(addrs),
+                str(wait_direct),
+                timeout=60,
+            )
+            return CellResult(
+                server_nat,
+                client_nat,
+                server_impl,
+                client_impl,
+                bool(result.get("established")),
+                bool(result.get("direct")),
+                result.get("connect_s"),
+                result.get("time_to_direct"),
+            )
+        except Exception as exc:
+            return CellResult(
+                server_nat,
+                client_nat,
+                server_impl,
+                client_impl,
+                False,
+                False,
+                None,
+                None,
+                repr(exc),
+            )
+        finally:
+            if server is not None:
+                await server.stop()
+            await relay.stop()
