@@ -251,3 +251,15 @@ async def test_ipv6_loopback() -> None:
     finally:
         await client.close()
         await server.close()
+
+
+async def test_stopped_returns_none_once_acknowledged(pair) -> None:
+    server, client = pair
+    c, s = await connect_pair(server, client)
+    send = await c.open_uni()
+    await send.write_all(b"z" * 300_000)
+    await send.finish()
+    recv = await s.accept_uni()
+    reader = asyncio.create_task(recv.read_to_end(1_000_000))
+    assert await asyncio.wait_for(send.stopped(), 10) is None
+    assert len(await reader) == 300_000

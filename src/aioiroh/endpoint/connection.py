@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aioquic.quic import events
 
@@ -23,6 +23,8 @@ from ..errors import (
     StreamStopped,
     TimedOut,
 )
+from ..socket.driver import MAX_PATH_EVENT_QUEUE
+from ..socket.path_manager import PathEvent
 from ..socket.paths import IpPath, RelayPath
 from .streams import RecvStream, SendStream, is_client_initiated, is_unidirectional
 
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from ..quic.engine import QuicEngine
     from ..socket.driver import ConnectionDriver
 
-__all__ = ["Connection", "PathInfo"]
+__all__ = ["Connection", "PathEvent", "PathInfo"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class Connection:
         self._datagrams: deque[bytes] = deque()
         self._waiters: list[asyncio.Future[None]] = []
         self._writable: list[asyncio.Future[None]] = []
+        self._finishing: set[SendStream] = set()
         self.handshake: asyncio.Future[None] = self._loop.create_future()
         self._closed: asyncio.Future[ConnectionLost] = self._loop.create_future()
         self._error: ConnectionLost | None = None
@@ -90,6 +93,43 @@ class Connection:
         self._protocol_hook: Callable[[events.QuicEvent], None] | None = None
         driver.on_event = self._on_event
         driver.on_flushed = self._on_flushed
+
+    async def path_events(self) -> AsyncIterator[PathEvent]:
+        """Path changes as they happen: ``opened``, ``selected`` and ``closed`` events.
+
+        Like Rust's ``watch_path_events``: starts with the current state (each open path,
+        then the selected one) and ends when the connection closes. At most
+        ``MAX_PATH_EVENT_QUEUE`` unread events are kept; older ones are dropped.
+        """
+        queue: deque[PathEvent] = deque(maxlen=MAX_PATH_EVENT_QUEUE)
+        wake: asyncio.Event = asyncio.Event()
+
+        def listener(event: PathEvent) -> None:
+            queue.append(event)
+            wake.set()
+
+        driver = self._driver
+        snapshots = getattr(self._quic, "path_snapshots", None)
+        if snapshots is not None and driver.handshake_complete:
+            live = [s for s in snapshots() if s.validated and not s.abandoned]
+            queue.extend(PathEvent("opened", s.path_id, s.remote) for s in live)
+            queue.extend(PathEvent("selected", s.path_id, s.remote) for s in live if s.carries_data)
+        driver.path_event_listeners.append(listener)
+        try:
+            while True:
+                while queue:
+                    yield queue.popleft()
+                if self._closed.done():
+                    return
+                wake.clear()
+                waiter: asyncio.Future[Any] = asyncio.ensure_future(wake.wait())
+                both: list[asyncio.Future[Any]] = [waiter, self._closed]
+                try:
+                    await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+        finally:
+            driver.path_event_listeners.remove(listener)
 
     # -- identity --------------------------------------------------------------------------
 
@@ -116,8 +156,30 @@ class Connection:
         return self._quic.smoothed_rtt
 
     def paths(self) -> list[PathInfo]:
-        """The network paths this connection has used; the selected one is marked."""
+        """The network paths of this connection; the selected one is marked.
+
+        With the multipath engine these are its open paths (abandoned ones are left out);
+        otherwise every network path the connection has used.
+        """
         driver = self._driver
+        snapshots = getattr(self._quic, "path_snapshots", None)
+        if snapshots is not None and driver.handshake_complete:
+            return [
+                PathInfo(
+                    id=s.path_id,
+                    remote_addr=str(s.remote),
+                    is_ip=isinstance(s.remote, IpPath),
+                    is_relay=isinstance(s.remote, RelayPath),
+                    is_selected=s.carries_data,
+                    rtt=s.rtt,
+                    datagrams_sent=s.datagrams_sent,
+                    datagrams_recv=s.datagrams_recv,
+                    bytes_sent=s.bytes_sent,
+                    bytes_recv=s.bytes_recv,
+                )
+                for s in snapshots()
+                if not s.abandoned and s.validated
+            ]
         selected = driver.selected
         out = []
         known = list(driver.stats)
@@ -271,7 +333,19 @@ class Connection:
             if not fut.done():
                 fut.set_result(None)
 
+    def _watch_acked(self, send: SendStream) -> None:
+        """Resolve ``send.stopped()`` with None once all its data is acknowledged."""
+        self._finishing.add(send)
+
+    def _check_acked(self) -> None:
+        done = [s for s in self._finishing if self._quic.send_buffer_size(s.id) == 0]
+        for send in done:
+            self._finishing.discard(send)
+            send._acked()
+
     def _on_flushed(self) -> None:
+        if self._finishing:
+            self._check_acked()
         if not self.handshake.done() and self._quic.is_closing:
             # A failed handshake (e.g. the peer's key was wrong) is final as soon as the close
             # is sent; don't make connect() wait out the closing period.

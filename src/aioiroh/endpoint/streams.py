@@ -28,7 +28,7 @@ class SendStream:
         self.id = stream_id
         self._finished = False
         self._error: BaseException | None = None
-        self._stopped: asyncio.Future[int] = conn._loop.create_future()
+        self._stopped: asyncio.Future[int | None] = conn._loop.create_future()
 
     def _fail(self, exc: BaseException) -> None:
         if self._error is None:
@@ -63,6 +63,7 @@ class SendStream:
         self._check()
         self._finished = True
         self._conn._send_stream_data(self.id, b"", end_stream=True)
+        self._conn._watch_acked(self)
 
     def reset(self, error_code: int = 0) -> None:
         """Abandon the stream: unsent data is dropped and the peer sees ``error_code``."""
@@ -71,9 +72,17 @@ class SendStream:
         self._finished = True
         self._conn._reset_stream(self.id, error_code)
 
-    async def stopped(self) -> int:
-        """Wait until the peer stops the stream; returns its error code."""
+    async def stopped(self) -> int | None:
+        """Wait until the stream is done with, like Rust's ``stopped()``.
+
+        Returns the peer's error code if it stopped the stream, or ``None`` once the stream is
+        finished and everything written was acknowledged (safe to close the connection).
+        """
         return await self._stopped
+
+    def _acked(self) -> None:
+        if not self._stopped.done():
+            self._stopped.set_result(None)
 
     def __repr__(self) -> str:
         return f"SendStream(id={self.id})"
