@@ -187,9 +187,9 @@ def test_garbage_is_dropped_not_fatal() -> None:
 
 def test_engine_switch(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     kwargs = {"secret_key": SecretKey.generate(), "is_client": True, "alpns": [b"a"]}
-    monkeypatch.delenv("AIOIROH_ENGINE", raising=False)
+    monkeypatch.setenv("AIOIROH_ENGINE", "aioquic")
     assert isinstance(new_connection(**kwargs), IrohQuicConnection)
-    monkeypatch.setenv("AIOIROH_ENGINE", "native")
+    monkeypatch.delenv("AIOIROH_ENGINE", raising=False)
     conn = new_connection(**kwargs)
     assert isinstance(conn, IrohConnection)
     conn.connect(SERVER_ADDR, 0.0)

@@ -1951,10 +1951,10 @@ _HANDLERS: Final[dict[type, Callable[[IrohConnection, int, Any, float], None]]] 
 
 
 def new_connection(**kwargs: Any) -> IrohConnection | IrohQuicConnection:
-    """Build the engine chosen by ``$AIOIROH_ENGINE`` (``aioquic`` default, or ``native``).
+    """Build the engine chosen by ``$AIOIROH_ENGINE`` (``native`` default, or ``aioquic``).
 
     Takes the :class:`IrohQuicConnection` constructor's keyword arguments.
     """
-    if os.environ.get(ENGINE_ENV, "aioquic") == "native":
-        return IrohConnection(**kwargs)
-    return IrohQuicConnection(**kwargs)
+    if os.environ.get(ENGINE_ENV, "native") == "aioquic":
+        return IrohQuicConnection(**kwargs)
+    return IrohConnection(**kwargs)

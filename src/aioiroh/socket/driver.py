@@ -3,6 +3,9 @@
 On the dialing side the engine addresses a :class:`DialTarget`; until a path is chosen every
 datagram goes to every candidate path (iroh dials all known addresses at once, wire doc §4.3),
 and the first path the peer answers on becomes the selected one.
+
+A multipath engine (the native one) sees real paths: the driver hands it the path each datagram
+came on, sends to the path it names, and runs a :class:`PathManager` once the handshake is done.
 """
 
 from __future__ import annotations
@@ -10,11 +13,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from aioquic.quic import events
 
-from .paths import DialTarget, NetworkPath
+from ..quic.paths import PathAbandoned, PathOpened, PathStatusChanged
+from .path_manager import PathEvent, PathManager
+from .paths import DialTarget, IpPath, NetworkPath, RelayPath
+
+RELAY_PATH_IDLE_TIMEOUT: Final = 30.0
+"""iroh gives relay paths a longer idle timeout than direct ones (15 s)."""
+MAX_PATH_EVENT_QUEUE: Final = 256
+"""Bound on unread path events per subscriber; the oldest are dropped beyond it."""
 
 if TYPE_CHECKING:
     from ..quic.engine import QuicEngine
@@ -65,6 +75,32 @@ class ConnectionDriver:
         self._last_send = self.loop.time()
         self._keep_alive = getattr(getattr(quic, "settings", None), "keep_alive_interval", 5.0)
         self.closed = False
+        self.path_idle_timeout: float | None = None
+        """Override of the per-path idle timeout of direct paths (tests), None = iroh's."""
+        self.manager: PathManager | None = None
+        self.path_event_listeners: list[Callable[[PathEvent], None]] = []
+        self.multipath = hasattr(quic, "path_snapshots")
+        if self.multipath:
+            engine: Any = quic
+            engine.make_addr = IpPath
+            engine.path_idle_timeout = self._path_idle_timeout
+            self.manager = PathManager(
+                engine, local_candidates=sock.candidate_addrs, on_event=self._on_path_event
+            )
+
+    def _path_idle_timeout(self, path: Any) -> float:
+        if isinstance(path, RelayPath):
+            return RELAY_PATH_IDLE_TIMEOUT
+        return self.path_idle_timeout if self.path_idle_timeout is not None else 15.0
+
+    def _on_path_event(self, event: PathEvent) -> None:
+        if event.kind == "selected":
+            self.selected = event.remote
+        for listener in list(self.path_event_listeners):
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("path event listener failed")
 
     # -- inbound ---------------------------------------------------------------------------
 
@@ -79,7 +115,8 @@ class ConnectionDriver:
             if self.selected is None:
                 # The first path the peer answers on wins; the rest stop getting copies.
                 self.selected = path
-            self.quic.receive_datagram(data, self.target, now)
+            # A multipath engine adopts the answering path as path 0 (handshake migration).
+            self.quic.receive_datagram(data, path if self.multipath else self.target, now)
         else:
             if not self.handshake_complete and path != self.selected:
                 # A duplicate Initial over another transport (iroh dials relay and UDP at
@@ -109,11 +146,17 @@ class ConnectionDriver:
                 self.socket.unregister_cid(event.connection_id)
             elif isinstance(event, events.HandshakeCompleted):
                 self.handshake_complete = True
+                if self.manager is not None:
+                    self.manager.start(self.loop.time())
+            elif isinstance(event, PathOpened | PathAbandoned | PathStatusChanged):
+                continue  # the path manager reports path changes from the engine's state
             try:
                 self.on_event(event)
             except Exception:  # an application bug must not kill the socket
                 logger.exception("connection event handler failed")
         now = self.loop.time()
+        if self.manager is not None and not quic.is_closing:
+            self.manager.poll(now)
         sent = False
         for data, addr in quic.datagrams_to_send(now):
             self._send(data, addr)
@@ -146,6 +189,10 @@ class ConnectionDriver:
 
     def _deadline(self) -> float | None:
         at = self.quic.get_timer()
+        if self.manager is not None:
+            m_at = self.manager.next_deadline()
+            if m_at is not None and (at is None or m_at < at):
+                at = m_at
         if self.handshake_complete and not self.quic.is_closing:
             keep_alive_at = self._last_send + self._keep_alive
             at = keep_alive_at if at is None else min(at, keep_alive_at)

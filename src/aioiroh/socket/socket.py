@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from collections.abc import Callable
 from typing import Final
@@ -18,8 +19,10 @@ from aioquic.quic.packet import QuicPacketType, pull_quic_header
 
 from ..base.key import PublicKey, SecretKey
 from ..base.relay_url import RelayUrl
-from ..quic.aioquic_connection import CID_LENGTH, IrohQuicConnection, QuicSettings
+from ..quic.aioquic_connection import CID_LENGTH, QuicSettings
+from ..quic.connection import ENGINE_ENV, new_connection
 from .driver import ConnectionDriver
+from .interfaces import local_addresses
 from .paths import DialTarget, IpPath, NetworkPath, RelayPath
 from .transports.relay import RelayTransport
 from .udp import Batch, UdpSocket
@@ -69,6 +72,10 @@ class MagicSocket:
         self.stats = SocketStats()
         self.loop = asyncio.get_running_loop()
         self.accepting = True
+        self.local_candidates: Callable[[], list[tuple[str, int]]] | None = None
+        """Hook: our NAT traversal candidates (default: the bound sockets' addresses)."""
+        self.nat_traversal = True
+        """Offer n0 NAT traversal on new connections (False keeps relayed connections relayed)."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -85,6 +92,18 @@ class MagicSocket:
 
     def local_addrs(self) -> list[tuple[str, int]]:
         return [u.local_addr for u in (self.udp4, self.udp6) if u is not None]
+
+    def candidate_addrs(self) -> list[tuple[str, int]]:
+        """Addresses peers may reach us on directly, offered to them for holepunching."""
+        if self.local_candidates is not None:
+            return self.local_candidates()
+        out: list[tuple[str, int]] = []
+        for host, port in self.local_addrs():
+            if host in ("0.0.0.0", "::"):
+                out.extend((a, port) for a in local_addresses(ipv6=host == "::"))
+            else:
+                out.append((host, port))
+        return out
 
     @property
     def drivers(self) -> set[ConnectionDriver]:
@@ -108,18 +127,25 @@ class MagicSocket:
         alpns: list[bytes] | None = None,
     ) -> ConnectionDriver:
         """Start a client connection to ``remote`` over every path in ``paths``."""
-        quic = IrohQuicConnection(
+        quic = new_connection(
             secret_key=self.secret_key,
             is_client=True,
             alpns=[alpn, *(alpns or [])],
             expected_peer=remote,
             settings=self.settings,
+            **self._engine_options(),
         )
         target = DialTarget(remote)
         driver = ConnectionDriver(self, quic, target=target, candidates=paths)
         self._add(driver, quic.host_cid)
         quic.connect(target, self.loop.time())
         return driver
+
+    def _engine_options(self) -> dict[str, bool]:
+        # Only the native engine knows NAT traversal; aioquic's takes no such option.
+        if self.nat_traversal or os.environ.get(ENGINE_ENV, "native") == "aioquic":
+            return {}
+        return {"nat_traversal": False}
 
     def _add(self, driver: ConnectionDriver, cid: bytes) -> None:
         self._drivers.add(driver)
@@ -213,12 +239,13 @@ class MagicSocket:
         if self._pending_incoming >= MAX_PENDING_INCOMING:
             self.stats.dropped_incoming += 1
             return None
-        quic = IrohQuicConnection(
+        quic = new_connection(
             secret_key=self.secret_key,
             is_client=False,
             alpns=alpns,
             original_destination_connection_id=header.destination_cid,
             settings=self.settings,
+            **self._engine_options(),
         )
         driver = ConnectionDriver(self, quic, first_path=path)
         self._add(driver, quic.host_cid)
