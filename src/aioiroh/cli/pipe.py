@@ -16,7 +16,6 @@ This module also holds the byte-copy helpers that ``forward`` and ``transfer`` r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -252,23 +251,15 @@ async def copy_from_stream(recv: RecvStream, write: Callable[[bytes], Awaitable[
 
 
 async def wait_acked(send: SendStream, timeout: float = DRAIN_TIMEOUT) -> bool:
-    """Wait until the peer has acknowledged everything written to ``send``.
+    """Wait until the peer has acknowledged everything written to a finished ``send``.
 
     Closing a QUIC connection discards unacknowledged stream data, so the last bytes of a
-    pipe would be lost if we closed straight after ``finish()``. The endpoint API has no
-    public "all acked" wait yet, so this polls the connection's send buffer at flush points.
+    pipe would be lost if we closed straight after ``finish()``.
     """
-    conn = send._conn
-    deadline = time.monotonic() + timeout
-    while conn._quic.send_buffer_size(send.id) > 0:
-        if conn.close_reason() is not None:
-            return False
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(conn._wait_writable(), min(left, 0.5))
-    return True
+    try:
+        return await asyncio.wait_for(send.stopped(), timeout) is None
+    except (TimeoutError, IrohError):
+        return False
 
 
 async def splice(
