@@ -409,7 +409,7 @@ async def test_aioquic_h3_client_against_our_server(
 
     quic = conn.attach_protocol(on_event)
     h3 = H3Connection(quic)  # type: ignore[arg-type]
-    sid = quic._local_next_stream_id_bidi  # type: ignore[attr-defined]
+    sid = quic.get_next_available_stream_id()
     body = json.dumps({"from": "aioquic"}).encode()
     h3.send_headers(
         sid,

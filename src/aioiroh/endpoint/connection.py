@@ -26,6 +26,7 @@ from ..errors import (
 from ..socket.driver import MAX_PATH_EVENT_QUEUE
 from ..socket.path_manager import PathEvent
 from ..socket.paths import IpPath, RelayPath
+from .aioquic_view import AioquicView
 from .streams import RecvStream, SendStream, is_client_initiated, is_unidirectional
 
 if TYPE_CHECKING:
@@ -370,7 +371,7 @@ class Connection:
         sending. Connection-level events (handshake, close) are still handled here too.
         """
         self._protocol_hook = on_event
-        return self._quic
+        return AioquicView(self._quic, self)
 
     def transmit(self) -> None:
         """Send whatever the engine has queued (coalesced to once per loop turn)."""
