@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import ip_address
 from typing import Any, Literal, Protocol
 
 from ..quic.nat_traversal import NatTraversalError, NotEnoughAddresses
@@ -62,9 +63,13 @@ def path_kind(remote: Any) -> PathKind:
     host = getattr(remote, "host", None)
     if host is None and isinstance(remote, tuple) and remote:
         host = remote[0]
-    if isinstance(host, str):
-        return "ip6" if ":" in host else "ip4"
-    return "custom"
+    try:
+        ip = ip_address(host) if isinstance(host, str) else None
+    except ValueError:
+        ip = None
+    if ip is None:
+        return "custom"
+    return "ip6" if ip.version == 6 else "ip4"
 
 
 class PathManager:
@@ -86,6 +91,7 @@ class PathManager:
         self._started = False
         self._known: dict[int, Any] = {}
         self._local: list[tuple[str, int]] = []
+        self._lost_direct = False
 
     def start(self, now: float) -> None:
         """The handshake is done: register our candidates and (client) schedule a round."""
@@ -143,6 +149,9 @@ class PathManager:
             elif s.abandoned and s.path_id in self._known:
                 del self._known[s.path_id]
                 self.on_event(PathEvent("closed", s.path_id, s.remote))
+                if self.engine.is_client and path_kind(s.remote) != "relay":
+                    # A direct path died: look for one again (still at most one round per 5 s).
+                    self._lost_direct = True
         gone = set(self._known) - {s.path_id for s in snaps}
         for path_id in gone:
             self.on_event(PathEvent("closed", path_id, self._known.pop(path_id)))
@@ -162,6 +171,9 @@ class PathManager:
             return
         schedule = self.schedule
         schedule.on_candidates(now, local=self._local, remote=engine.nat_remote_addresses())
+        if self._lost_direct:
+            self._lost_direct = False
+            schedule.on_connection_added(now)
         if schedule.upgrade_check_due(now):
             ip_rtts = [
                 s.rtt for s in live if path_kind(s.remote) in ("ip4", "ip6") and s.rtt is not None

@@ -75,6 +75,8 @@ class MagicSocket:
         self.local_candidates: Callable[[], list[tuple[str, int]]] | None = None
         """Hook: our NAT traversal candidates (default: the bound sockets' addresses)."""
         self.nat_traversal = True
+        self.blackholed: set[NetworkPath] = set()
+        """Test switch: datagrams to or from these paths are dropped (a cut network path)."""
         """Offer n0 NAT traversal on new connections (False keeps relayed connections relayed)."""
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -194,6 +196,8 @@ class MagicSocket:
 
     def receive(self, data: bytes, path: NetworkPath) -> None:
         self.stats.recv_datagrams += 1
+        if self.blackholed and path in self.blackholed:
+            return
         if not data:
             self.stats.dropped_malformed += 1
             return
@@ -259,6 +263,8 @@ class MagicSocket:
     # -- outbound --------------------------------------------------------------------------
 
     def send(self, data: bytes, path: NetworkPath) -> None:
+        if self.blackholed and path in self.blackholed:
+            return
         if isinstance(path, IpPath):
             udp = self.udp6 if path.is_ipv6 else self.udp4
             if udp is not None:
