@@ -1,7 +1,7 @@
 """Endpoints connected through our relay server with relay-only addresses (issue: relay).
 
 aioiroh -> Rust, Rust -> aioiroh and aioiroh <-> aioiroh; each connection is checked to run
-on the relay path. Also a dual dial (relay + direct) where the server must answer one path.
+on the relay path (NAT traversal is turned off so that loopback does not upgrade it). Also a dual dial (relay + direct) where the server must answer one path.
 """
 
 from __future__ import annotations
@@ -39,8 +39,13 @@ async def echo_through(conn: Connection, data: bytes) -> bytes:
 
 
 async def bind_ours(url: str, alpns: list[bytes] | None = None) -> Endpoint:
+    # NAT traversal off: on loopback a relayed connection would otherwise upgrade to direct
+    # at once (tests/interop/test_upgrade_rust.py covers that); here the relay path is tested.
     ep = await Endpoint.bind(
-        alpns=alpns or [], bind_addr="127.0.0.1:0", relay_mode=RelayMode.custom([url])
+        alpns=alpns or [],
+        bind_addr="127.0.0.1:0",
+        relay_mode=RelayMode.custom([url]),
+        nat_traversal=False,
     )
     await asyncio.wait_for(ep.online(), 10)
     return ep

@@ -2,12 +2,9 @@
 
 Each ping is one bidirectional stream on the echo ALPN that ``aioiroh listen`` serves (a
 sequence number and a timestamp go out, the same bytes come back), so the time measured is a
-real request/response through QUIC. Alongside, the connection's path table is polled every
-``PATH_POLL_INTERVAL`` and every change (a new path, a different selected path such as
-relay -> direct, a path gone) is printed as it is seen.
-
-Path *events* from the endpoint do not exist yet (multipath is being built); when they do,
-``_watch_paths`` can await them instead of polling.
+real request/response through QUIC. Alongside, the connection's path events (opened,
+selected, closed) are followed and every change of the path table (a new path, a different
+selected path such as relay -> direct, a path gone) is printed as it happens.
 """
 
 from __future__ import annotations
@@ -28,7 +25,6 @@ from ._common import emit, json_option, key_option, note, relay_option
 from .endpoint import DEFAULT_ALPN
 from .pipe import bind_endpoint, bind_option, parse_ticket, run_main
 
-PATH_POLL_INTERVAL: Final = 1.0
 # A ping that has no answer within this time counts as lost.
 PING_TIMEOUT: Final = 5.0
 _PING: Final = struct.Struct(">Qd")
@@ -86,9 +82,9 @@ class _Pinger:
                 emit(False, {}, line)
 
     async def watch_paths(self) -> None:
-        while True:
+        self.check_paths()
+        async for _event in self.conn.path_events():
             self.check_paths()
-            await asyncio.sleep(PATH_POLL_INTERVAL)
 
     async def ping_once(self, seq: int) -> float:
         send, recv = await self.conn.open_bi()

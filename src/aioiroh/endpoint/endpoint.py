@@ -88,6 +88,7 @@ class Endpoint:
         settings: QuicSettings | None = None,
         relay_config: RelayTransportConfig | None = None,
         address_lookup: Iterable[AddressLookup] | AddressLookupServices | None = None,
+        nat_traversal: bool = True,
     ) -> Endpoint:
         """Bind a new endpoint.
 
@@ -98,7 +99,8 @@ class Endpoint:
         Rust, aioiroh never reaches n0's public relays unless asked with
         ``RelayMode.default()``. ``address_lookup``: services that publish our addresses
         and resolve others' (pkarr, DNS, mDNS, memory); with them ``connect(endpoint_id)``
-        works without addresses.
+        works without addresses. ``nat_traversal``: offer iroh's QUIC NAT traversal so
+        relayed connections upgrade to direct paths (turn off to stay on the first path).
         """
         ep = cls(secret_key or SecretKey.generate(), alpns, relay_mode or RelayMode.disabled())
         ep._socket = MagicSocket(
@@ -116,6 +118,8 @@ class Endpoint:
             v6 = ("::1", 0) if v4[0].startswith("127.") else ("::", 0)
         else:
             v6 = _parse_bind(bind_addr_v6, ("::", 0))
+        ep._socket.nat_traversal = nat_traversal
+        ep._socket.local_candidates = ep.direct_addresses
         ep._socket.bind(v4, v6)
         relay_map = ep.relay_mode.relay_map()
         if len(relay_map):
