@@ -56,6 +56,7 @@ async def test_connect_by_id_and_reconnect_after_restart(
             bind_addr="127.0.0.1:0",
             relay_mode=mode,
             address_lookup=[publisher],
+            nat_traversal=False,  # keep the path the lookup gave (no loopback upgrade)
         )
         await ep.online()
         # Published once with the home relay (and the direct addresses unless relay-only).
@@ -70,7 +71,9 @@ async def test_connect_by_id_and_reconnect_after_restart(
         lookup = DnsAddressLookup(TEST_ORIGIN, dns_server.dns_addr)
     else:
         lookup = PkarrResolver(dns_server.pkarr_url)
-    b = await Endpoint.bind(bind_addr="127.0.0.1:0", relay_mode=mode, address_lookup=[lookup])
+    b = await Endpoint.bind(
+        bind_addr="127.0.0.1:0", relay_mode=mode, address_lookup=[lookup], nat_traversal=False
+    )
     a, _, task = await start_a()
     try:
         reply, relayed = await ask(b, a.id, b"first")
