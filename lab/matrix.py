@@ -50,13 +50,21 @@ async def run_cell(
     with Lab() as lab:
         relay_host = lab.host("relay")
         relay = await relay_host.spawn_python(
-            "aioiroh.cli.main", "relay", "--host", relay_host.ip, "--port", str(RELAY_PORT)
+            "aioiroh.cli.main",
+            "relay",
+            "--host",
+            relay_host.ip,
+            "--port",
+            str(RELAY_PORT),
+            "--json",
         )
         url = f"http://{relay_host.ip}:{RELAY_PORT}"
         srv_dev = lab.device(router=None if server_nat == "none" else lab.router(nat=server_nat))
         cli_dev = lab.device(router=None if client_nat == "none" else lab.router(nat=client_nat))
         server = None
         try:
+            # Peers must not race the relay's startup (Rust backs off for long after a miss).
+            await relay.recv(timeout=30)
             external = ""
             if server_impl == "rust" and server_nat in ("open", "moderate"):
                 external = "{wan}:PORT"  # filled after bind: the peer reports its port

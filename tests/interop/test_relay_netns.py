@@ -21,11 +21,12 @@ RELAY_PORT = "3340"
 async def test_five_megabytes_relayed_between_namespaces(lab, server: str, client: str) -> None:  # type: ignore[no-untyped-def]
     host = lab.host("relay")
     relay_proc = await host.spawn_python(
-        "aioiroh.cli.main", "relay", "--host", host.ip, "--port", RELAY_PORT
+        "aioiroh.cli.main", "relay", "--host", host.ip, "--port", RELAY_PORT, "--json"
     )
     url = f"http://{host.ip}:{RELAY_PORT}"
     a = lab.device(router=lab.router(nat="strict"))
     b = lab.device(router=lab.router(nat="strict"))
+    await relay_proc.recv(timeout=30)  # listening
     srv = await a.spawn_python("tests.interop.relay_peer", server, "serve", a.ip, url)
     try:
         first = await srv.recv(timeout=40)

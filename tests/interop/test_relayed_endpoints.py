@@ -1,7 +1,8 @@
 """Endpoints connected through our relay server with relay-only addresses (issue: relay).
 
 aioiroh -> Rust, Rust -> aioiroh and aioiroh <-> aioiroh; each connection is checked to run
-on the relay path (NAT traversal is turned off so that loopback does not upgrade it). Also a dual dial (relay + direct) where the server must answer one path.
+on the relay path (NAT traversal is turned off so that loopback does not upgrade it). Also a
+dual dial (relay + direct) where the server must answer one path.
 """
 
 from __future__ import annotations

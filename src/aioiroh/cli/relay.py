@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import sys
 from pathlib import Path
 
 import click
@@ -41,6 +43,7 @@ def _keys(values: tuple[str, ...]) -> frozenset[PublicKey]:
 @click.option("--token", multiple=True, help="Require this bearer token (repeatable).")
 @click.option("--rate-limit", type=int, default=None, help="Per-client receive limit, bytes/s.")
 @click.option("--max-clients", type=int, default=10_000, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON line once listening.")
 def relay(
     dev: bool,
     host: str | None,
@@ -53,6 +56,7 @@ def relay(
     token: tuple[str, ...],
     rate_limit: int | None,
     max_clients: int,
+    as_json: bool,
 ) -> None:
     """Run an iroh relay server (``--dev --port PORT`` serves http://127.0.0.1:PORT)."""
     if (tls_cert is None) != (tls_key is None):
@@ -75,13 +79,16 @@ def relay(
             tokens=frozenset(token) if token else None,
         ),
     )
-    asyncio.run(_serve(config))
+    asyncio.run(_serve(config, as_json))
 
 
-async def _serve(config: ServerConfig) -> None:
+async def _serve(config: ServerConfig, as_json: bool = False) -> None:
     server = RelayServer(config)
     await server.start()
     click.echo(f"relay listening on {server.http_url}", err=True)
+    if as_json:
+        click.echo(json.dumps({"event": "listening", "url": server.http_url}))
+        sys.stdout.flush()
     if server.metrics_port is not None:
         click.echo(f"metrics on port {server.metrics_port}", err=True)
     stop = asyncio.Event()
