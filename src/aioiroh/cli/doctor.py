@@ -2,9 +2,10 @@
 
 The report is a list of sections, each produced by one probe (see ``PROBES``): environment,
 local addresses, relay latencies (HTTP ``/ping``), the home relay an endpoint picks, IPv4/IPv6
-reachability of the relays, the reflexive address from QAD, and a NAT guess. Probes that need
-code aioiroh does not have yet (QAD client, net_report) say "not available" rather than
-guessing; adding one means writing a coroutine and listing it in ``PROBES``.
+reachability of the relays, the reflexive address from QAD (each relay's QUIC address discovery
+service, asked from one UDP socket), and a NAT guess from those answers. Probes that cannot
+answer say "not available" rather than guessing; adding one means writing a coroutine and
+listing it in ``PROBES``.
 
 Only the relays given with ``--relay`` are contacted; with none, the report is local only.
 """
@@ -27,9 +28,15 @@ from urllib.parse import urlsplit
 import aiohttp
 import click
 
+from ..base.endpoint_addr import parse_socket_addr
+from ..base.key import SecretKey
 from ..endpoint.endpoint import Endpoint
 from ..errors import IrohError
+from ..relay.relay_map import DEFAULT_RELAY_QUIC_PORT
 from ..socket.interfaces import local_addresses
+from ..socket.qad import QadError
+from ..socket.qad import probe_qad as qad_ask
+from ..socket.socket import MagicSocket
 from ._common import emit, json_option, key_option, relay_mode_from, relay_option
 from .pipe import bind_option, run_main, secret_key_from
 
@@ -39,6 +46,7 @@ RELAY_PINGS: Final = 5
 RELAY_TIMEOUT: Final = 5.0
 HOME_RELAY_TIMEOUT: Final = 10.0
 TCP_PROBE_TIMEOUT: Final = 3.0
+QAD_TIMEOUT: Final = 3.0
 
 
 @dataclass
@@ -49,6 +57,7 @@ class Context:
     key_file: Path | None
     bind: str
     results: dict[str, Any] = field(default_factory=dict)
+    qad_port: int = DEFAULT_RELAY_QUIC_PORT
 
 
 Probe = Callable[[Context], Awaitable[dict[str, Any]]]
@@ -195,11 +204,43 @@ async def probe_reachability(ctx: Context) -> dict[str, Any]:
 
 
 async def probe_qad(ctx: Context) -> dict[str, Any]:
-    return {"reflexive_addresses": NOT_AVAILABLE, "why": "QAD client not implemented yet"}
+    """Ask every relay's QAD service, all from one UDP socket (so answers are comparable)."""
+    if not ctx.relays:
+        return {"reflexive_addresses": NOT_AVAILABLE, "why": "no relays configured"}
+    ip, port = parse_socket_addr(ctx.bind)
+    sock = MagicSocket(SecretKey.generate(), alpns=lambda: [], on_incoming=lambda d: None)
+    try:
+        if ip.version == 6:
+            sock.bind(None, (str(ip), port))
+        else:
+            sock.bind((str(ip), port), None)
+        per_relay: dict[str, str] = {}
+        for url in ctx.relays:
+            host = urlsplit(url).hostname or ""
+            try:
+                h, p = await qad_ask(sock, host, ctx.qad_port, timeout=QAD_TIMEOUT)
+                per_relay[url] = f"[{h}]:{p}" if ":" in h else f"{h}:{p}"
+            except QadError as exc:
+                per_relay[url] = f"error: {exc}"
+    finally:
+        sock.close()
+    found = sorted({v for v in per_relay.values() if not v.startswith("error")})
+    return {
+        "reflexive_addresses": found or NOT_AVAILABLE,
+        "per_relay": per_relay,
+        "local_socket": [f"{h}:{p}" for h, p in sock.local_addrs()],
+    }
 
 
 async def probe_nat(ctx: Context) -> dict[str, Any]:
-    return {"nat": NOT_AVAILABLE, "why": "needs QAD answers from two relays"}
+    """Mapping behaviour from the QAD answers: one public port for all relays or not."""
+    per_relay = ctx.results.get("qad", {}).get("per_relay", {})
+    answers = [v for v in per_relay.values() if not v.startswith("error")]
+    if len(answers) < 2:
+        return {"nat": NOT_AVAILABLE, "why": "needs QAD answers from two relays"}
+    if len(set(answers)) == 1:
+        return {"nat": "endpoint-independent mapping (holepunching works well)"}
+    return {"nat": "endpoint-dependent mapping (symmetric NAT; holepunching is hard)"}
 
 
 PROBES: Final[tuple[tuple[str, Probe], ...]] = (
@@ -260,9 +301,15 @@ async def build_report(ctx: Context) -> dict[str, Any]:
     return ctx.results
 
 
-async def _doctor(relays: tuple[str, ...], key_file: Path | None, bind: str, as_json: bool) -> int:
+async def _doctor(
+    relays: tuple[str, ...],
+    key_file: Path | None,
+    bind: str,
+    as_json: bool,
+    qad_port: int = DEFAULT_RELAY_QUIC_PORT,
+) -> int:
     report = await build_report(
-        Context(tuple(r for r in relays if r != "disabled"), key_file, bind)
+        Context(tuple(r for r in relays if r != "disabled"), key_file, bind, qad_port=qad_port)
     )
     emit(as_json, report, render(report))
     return 0
@@ -273,11 +320,18 @@ async def _doctor(relays: tuple[str, ...], key_file: Path | None, bind: str, as_
 @bind_option
 @relay_option
 @json_option
+@click.option(
+    "--qad-port",
+    type=int,
+    default=DEFAULT_RELAY_QUIC_PORT,
+    show_default=True,
+    help="UDP port of the relays' QUIC address discovery service.",
+)
 def doctor_command(
-    secret_key_file: Path | None, bind: str, relays: tuple[str, ...], as_json: bool
+    secret_key_file: Path | None, bind: str, relays: tuple[str, ...], as_json: bool, qad_port: int
 ) -> None:
     """Report relays, home relay, addresses and reachability (paste it into a bug)."""
-    run_main(_doctor(relays, secret_key_file, bind, as_json))
+    run_main(_doctor(relays, secret_key_file, bind, as_json, qad_port))
 
 
 commands: list[click.Command] = [doctor_command]

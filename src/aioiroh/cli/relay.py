@@ -12,6 +12,7 @@ import click
 
 from ..base.key import PublicKey
 from ..relay_server import AccessConfig, RateLimit, RelayServer, ServerConfig
+from ..relay_server.qad import DEFAULT_QAD_PORT
 
 __all__ = ["commands", "relay"]
 
@@ -43,6 +44,14 @@ def _keys(values: tuple[str, ...]) -> frozenset[PublicKey]:
 @click.option("--token", multiple=True, help="Require this bearer token (repeatable).")
 @click.option("--rate-limit", type=int, default=None, help="Per-client receive limit, bytes/s.")
 @click.option("--max-clients", type=int, default=10_000, show_default=True)
+@click.option(
+    "--qad-port",
+    type=int,
+    default=None,
+    help="UDP port of the QUIC address discovery service (default 7842; off with --dev "
+    "unless given; 0 picks a free port).",
+)
+@click.option("--no-qad", is_flag=True, help="Do not run the QUIC address discovery service.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON line once listening.")
 def relay(
     dev: bool,
@@ -56,6 +65,8 @@ def relay(
     token: tuple[str, ...],
     rate_limit: int | None,
     max_clients: int,
+    qad_port: int | None,
+    no_qad: bool,
     as_json: bool,
 ) -> None:
     """Run an iroh relay server (``--dev --port PORT`` serves http://127.0.0.1:PORT)."""
@@ -65,7 +76,12 @@ def relay(
         raise click.UsageError("--dev serves plain HTTP; drop --tls-cert/--tls-key")
     if port is None:
         port = 3340 if dev else (443 if tls_cert is not None else 80)
+    if no_qad:
+        qad_port = None
+    elif qad_port is None and not dev:
+        qad_port = DEFAULT_QAD_PORT
     config = ServerConfig(
+        qad_port=qad_port,
         host=host or ("127.0.0.1" if dev else "::"),
         port=port,
         tls_cert=tls_cert,
@@ -86,8 +102,12 @@ async def _serve(config: ServerConfig, as_json: bool = False) -> None:
     server = RelayServer(config)
     await server.start()
     click.echo(f"relay listening on {server.http_url}", err=True)
+    if server.qad_port is not None:
+        click.echo(f"QAD (QUIC address discovery) on UDP port {server.qad_port}", err=True)
     if as_json:
-        click.echo(json.dumps({"event": "listening", "url": server.http_url}))
+        click.echo(
+            json.dumps({"event": "listening", "url": server.http_url, "qad_port": server.qad_port})
+        )
         sys.stdout.flush()
     if server.metrics_port is not None:
         click.echo(f"metrics on port {server.metrics_port}", err=True)

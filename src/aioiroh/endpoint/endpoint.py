@@ -22,8 +22,10 @@ from ..quic.aioquic_connection import QuicSettings
 from ..socket.driver import ConnectionDriver
 from ..socket.interfaces import local_addresses
 from ..socket.paths import IpPath, NetworkPath, RelayPath
+from ..socket.qad import QadError, probe_qad
 from ..socket.socket import MagicSocket
 from ..socket.transports.relay import RelayTransport, RelayTransportConfig
+from ..util.watch import Watchable
 from .connection import Connection
 from .relay_mode import RelayMode
 
@@ -36,6 +38,13 @@ DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 MAX_ACCEPT_BACKLOG: Final = 256
 # Application close code and reason used when the endpoint shuts down.
 ENDPOINT_CLOSE_CODE: Final = 0
+# QAD (our public address as the home relay sees it) is re-asked this often, like a modest
+# net_report cadence; also at once when the home relay or the local addresses change.
+QAD_INTERVAL: Final = 30.0
+# After a failed QAD probe, try again this soon (the relay may still be starting).
+QAD_RETRY: Final = 5.0
+# How often the interface address set is checked for changes (moving networks).
+NETWORK_CHECK_INTERVAL: Final = 1.5
 
 Target = EndpointAddr | EndpointTicket | PublicKey | str
 
@@ -75,6 +84,10 @@ class Endpoint:
         self._pending: set[Connection] = set()
         self._connections: set[Connection] = set()
         self._socket: MagicSocket
+        self._reflexive: dict[int, tuple[str, int]] = {}
+        self._qad_attempted = asyncio.Event()
+        self._qad_wakeup = asyncio.Event()
+        self._interface_addrs: list[tuple[str, int]] = []
 
     @classmethod
     async def bind(
@@ -129,6 +142,11 @@ class Endpoint:
             ep._relay = relay
             ep._socket.relay = relay
             await relay.start()
+            ep._spawn(ep._qad_loop(), "aioiroh-qad")
+        else:
+            ep._qad_attempted.set()
+        ep._interface_addrs = ep._interface_addresses()
+        ep._spawn(ep._network_monitor(), "aioiroh-netmon")
         if address_lookup is not None:
             lookup = (
                 address_lookup
@@ -167,6 +185,107 @@ class Endpoint:
         async for _ in watcher:
             self._lookup.publish(self.endpoint_info())
 
+    # -- QUIC address discovery and network changes ----------------------------------------
+
+    async def _qad_loop(self) -> None:
+        """Learn our public address from the home relay's QAD service (wire doc §5.9).
+
+        Runs at start, whenever the home relay or our interface addresses change, and every
+        :data:`QAD_INTERVAL` seconds. A new answer becomes a local candidate address.
+        """
+        assert self._relay is not None
+        home = self._relay.home_relay
+        last_home: RelayUrl | None = None
+        while not home.closed:
+            url = home.get()
+            if url is None:
+                await self._wait_wakeup(home, QAD_RETRY, None)
+                continue
+            config = self._relay.relay_map.get(url)
+            if config is None or config.quic_port is None:
+                self._qad_attempted.set()
+                await self._wait_wakeup(home, None, url)
+                continue
+            if url != last_home:
+                self._reflexive.clear()
+                last_home = url
+            found = await self._qad_probe(url.host, config.quic_port)
+            self._qad_attempted.set()
+            delay = QAD_INTERVAL if found else QAD_RETRY
+            await self._wait_wakeup(home, delay, url)
+
+    async def _qad_probe(self, host: str, port: int) -> bool:
+        """Ask the QAD service at ``host:port`` (over our UDP socket); True if it answered."""
+        try:
+            addr = await probe_qad(self._socket, host, port)
+        except QadError as exc:
+            logger.debug("QAD probe of %s:%d failed: %s", host, port, exc)
+            return False
+        family = 6 if ":" in addr[0] else 4
+        if self._reflexive.get(family) != addr:
+            logger.info("QAD: public address %s:%d", *addr)
+            self._reflexive[family] = addr
+            self._local_addresses_changed()
+        return True
+
+    async def _wait_wakeup(
+        self, home: Watchable[RelayUrl | None], timeout: float | None, url: RelayUrl | None
+    ) -> None:
+        """Sleep until ``timeout``, a forced wakeup, or a home relay other than ``url``."""
+        tasks = [
+            asyncio.ensure_future(self._qad_wakeup.wait()),
+            asyncio.ensure_future(home.wait_for(lambda value: value != url)),
+        ]
+        try:
+            await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._qad_wakeup.clear()
+
+    def _interface_addresses(self) -> list[tuple[str, int]]:
+        out: list[tuple[str, int]] = []
+        for host, port in self.bound_sockets():
+            if host in ("0.0.0.0", "::"):
+                out.extend((a, port) for a in local_addresses(ipv6=host == "::"))
+            else:
+                out.append((host, port))
+        return out
+
+    async def _network_monitor(self) -> None:
+        """Notice interface address changes (a new network): re-ask QAD, re-announce."""
+        while True:
+            await asyncio.sleep(NETWORK_CHECK_INTERVAL)
+            now = self._interface_addresses()
+            if now != self._interface_addrs:
+                logger.info("local addresses changed: %s -> %s", self._interface_addrs, now)
+                self._interface_addrs = now
+                # The old NAT mapping is meaningless on a new network.
+                self._reflexive.clear()
+                self._local_addresses_changed()
+                self._qad_wakeup.set()
+
+    def _local_addresses_changed(self) -> None:
+        """Our candidate set changed: tell live connections (new holepunch round) and lookups."""
+        now = asyncio.get_running_loop().time()
+        for driver in list(self._socket.drivers):
+            if driver.manager is not None and driver.handshake_complete and not driver.closed:
+                driver.manager.refresh_candidates(now)
+                driver.schedule_flush()
+        if self._lookup is not None:
+            self._lookup.publish(self.endpoint_info())
+
+    async def reflexive_addresses(self, timeout: float = 10.0) -> list[tuple[str, int]]:
+        """Our public addresses as the home relay's QAD service sees them.
+
+        Waits (up to ``timeout``) for the first QAD attempt; empty without relays, without a
+        QAD port, or when the relay did not answer.
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._qad_attempted.wait(), timeout)
+        return list(self._reflexive.values())
+
     # -- identity and addresses ------------------------------------------------------------
 
     @property
@@ -187,13 +306,12 @@ class Endpoint:
         return self._socket.local_addrs()
 
     def direct_addresses(self) -> list[tuple[str, int]]:
-        """Addresses a peer can dial us on directly (unspecified binds expanded)."""
-        out: list[tuple[str, int]] = []
-        for host, port in self.bound_sockets():
-            if host in ("0.0.0.0", "::"):
-                out.extend((a, port) for a in local_addresses(ipv6=host == "::"))
-            else:
-                out.append((host, port))
+        """Addresses a peer can dial us on directly: interface addresses of the bound sockets
+        (unspecified binds expanded) plus the public addresses QAD reported."""
+        out = self._interface_addresses()
+        for addr in self._reflexive.values():
+            if addr not in out:
+                out.append(addr)
         return out
 
     @property

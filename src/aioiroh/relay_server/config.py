@@ -86,6 +86,8 @@ class ServerConfig:
     """``Restarting.reconnect_in`` sent on graceful shutdown."""
     restart_try_for_ms: int = 5000
     """``Restarting.try_for`` sent on graceful shutdown."""
+    qad_port: int | None = None
+    """UDP port of the QUIC address discovery service (iroh: 7842; 0 picks one); None = off."""
 
     @property
     def tls(self) -> bool:

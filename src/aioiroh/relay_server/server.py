@@ -16,6 +16,7 @@ from .client_conn import RelayHub
 from .config import ServerConfig
 from .http import build_app, build_metrics_app
 from .metrics import RelayMetrics
+from .qad import QadServer
 
 if TYPE_CHECKING:
     from ..base.relay_url import RelayUrl
@@ -60,6 +61,13 @@ class RelayServer:
         self._ticker: asyncio.Task[None] | None = None
         self._port: int | None = None
         self._metrics_port: int | None = None
+        self.qad: QadServer | None = None
+        """The QUIC address discovery service, when ``config.qad_port`` is set."""
+
+    @property
+    def qad_port(self) -> int | None:
+        """The bound QAD UDP port, or None without the service."""
+        return self.qad.port if self.qad is not None else None
 
     def __repr__(self) -> str:
         where = self.http_url if self._port is not None else "unbound"
@@ -123,6 +131,15 @@ class RelayServer:
             msite = web.TCPSite(self._metrics_runner, self.config.host, self.config.metrics_port)
             await msite.start()
             self._metrics_port = _bound_port(msite)
+        if self.config.qad_port is not None:
+            # Same certificate as HTTPS when there is one; else a self-signed one.
+            self.qad = QadServer(
+                self.config.host,
+                self.config.qad_port,
+                tls_cert=self.config.tls_cert,
+                tls_key=self.config.tls_key,
+            )
+            await self.qad.start()
         self._ticker = asyncio.create_task(self._tick_loop(), name="relay-keepalive")
         self.state = ServerState.RUNNING
         log.info("relay serving on %s", self.http_url)
@@ -155,6 +172,8 @@ class RelayServer:
                 self.config.restart_reconnect_in_ms, self.config.restart_try_for_ms
             )
         await self.hub.shutdown(restarting)
+        if self.qad is not None:
+            await self.qad.stop()
         for runner in (self._runner, self._metrics_runner):
             if runner is not None:
                 await runner.cleanup()

@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 from aioquic.buffer import Buffer, BufferReadError
 from aioquic.quic.packet import QuicPacketType, pull_quic_header
@@ -34,6 +34,15 @@ MAX_PENDING_INCOMING: Final = 256
 # RFC 9000 §14.1: a client's first datagram is at least 1200 bytes.
 MIN_INITIAL_SIZE: Final = 1200
 QUIC_V1: Final = 1
+
+
+class Routable(Protocol):
+    """What the demultiplexer routes datagrams to: a connection driver or a QAD probe."""
+
+    @property
+    def closed(self) -> bool: ...
+    def receive(self, data: bytes, path: NetworkPath, now: float) -> None: ...
+    def flush(self) -> None: ...
 
 
 class SocketStats:
@@ -65,10 +74,10 @@ class MagicSocket:
         self.udp6: UdpSocket | None = None
         self.relay: RelayTransport | None = None
         self._relay_flush_scheduled = False
-        self._cids: dict[bytes, ConnectionDriver] = {}
+        self._cids: dict[bytes, Routable] = {}
         self._drivers: set[ConnectionDriver] = set()
         self._pending_incoming = 0
-        self._touched: list[ConnectionDriver] = []
+        self._touched: list[Routable] = []
         self.stats = SocketStats()
         self.loop = asyncio.get_running_loop()
         self.accepting = True
@@ -154,11 +163,13 @@ class MagicSocket:
         driver.cids.add(cid)
         self._cids[cid] = driver
 
-    def register_cid(self, cid: bytes, driver: ConnectionDriver) -> None:
+    def register_cid(self, cid: bytes, driver: Routable) -> None:
         self._cids[cid] = driver
 
-    def unregister_cid(self, cid: bytes) -> None:
-        self._cids.pop(cid, None)
+    def unregister_cid(self, cid: bytes, owner: Routable | None = None) -> None:
+        """Stop routing ``cid`` (only if it still belongs to ``owner``, when given)."""
+        if owner is None or self._cids.get(cid) is owner:
+            self._cids.pop(cid, None)
 
     def remove_driver(self, driver: ConnectionDriver) -> None:
         self._drivers.discard(driver)
@@ -210,7 +221,7 @@ class MagicSocket:
             dcid = data[6 : 6 + dcid_len]
         else:
             dcid = data[1 : 1 + CID_LENGTH]
-        driver = self._cids.get(dcid)
+        driver: Routable | None = self._cids.get(dcid)
         if driver is None:
             if first & 0x80:
                 driver = self._maybe_accept(data, path)
