@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# Drop bench/ itself from the path: bench/http.py and bench/dns.py would shadow the stdlib's
+# http and dnspython's dns for everything this script imports.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 ALPN = b"aioiroh/bench/0"
@@ -34,9 +37,24 @@ ALPN = b"aioiroh/bench/0"
 # -- helpers ---------------------------------------------------------------------------------
 
 
+_ORIGINAL_WRITE: Any = None
+
+
+def unpatch_iroh_binding() -> None:
+    """Put the stock per-byte copy back (rows run in one process)."""
+    from iroh import iroh_ffi
+
+    if _ORIGINAL_WRITE is not None:
+        iroh_ffi._UniffiRustBufferBuilder.write = _ORIGINAL_WRITE
+
+
 def patch_iroh_binding() -> None:
     """Replace the binding's per-byte Python copy into Rust buffers with one memmove."""
+    global _ORIGINAL_WRITE
     from iroh import iroh_ffi
+
+    if _ORIGINAL_WRITE is None:
+        _ORIGINAL_WRITE = iroh_ffi._UniffiRustBufferBuilder.write
 
     def write(self: Any, value: bytes) -> None:
         n = len(value)
@@ -241,6 +259,113 @@ async def run_row(
         await proc.wait()
 
 
+# -- relay-only dial, upgrade to direct, then bulk ---------------------------------------------
+
+
+async def upgrade_ours(relay_url: str, data: bytes) -> tuple[float | None, float | None]:
+    """Seconds from dialing (relay-only) to a direct path selected, and MB/s after it."""
+    from aioiroh import Endpoint, EndpointAddr, RelayMode
+
+    mode = RelayMode.custom([relay_url])
+    server = await Endpoint.bind(alpns=[ALPN], bind_addr="127.0.0.1:0", relay_mode=mode)
+    client = await Endpoint.bind(bind_addr="127.0.0.1:0", relay_mode=mode)
+    try:
+        await asyncio.gather(server.online(), client.online())
+        accept = asyncio.create_task(server.accept())
+        start = time.perf_counter()
+        conn = await client.connect(EndpointAddr(server.id, server.home_relay, []), ALPN)
+        to_direct = None
+        while time.perf_counter() - start < 5:
+            if any(p.is_selected and p.is_ip for p in conn.paths()):
+                to_direct = time.perf_counter() - start
+                break
+            await asyncio.sleep(0.005)
+        sconn = await accept
+
+        async def sink() -> float:
+            recv = await sconn.accept_uni()
+            t0 = time.perf_counter()
+            n = len(await recv.read_to_end(len(data) + 1))
+            assert n == len(data)
+            return n / (time.perf_counter() - t0) / 1e6
+
+        task = asyncio.create_task(sink())
+        send = await conn.open_uni()
+        await send.write_all(data)
+        await send.finish()
+        return to_direct, await task
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def upgrade_rust(relay_url: str, data: bytes) -> tuple[float | None, float | None]:
+    import iroh
+
+    def builder(alpns: list[bytes]) -> Any:
+        b = iroh.EndpointBuilder()
+        b.apply_minimal()
+        b.relay_mode(iroh.RelayMode.custom_from_urls([relay_url]))
+        b.bind_addr("127.0.0.1:0")
+        b.alpns(alpns)
+        return b
+
+    server = await builder([ALPN]).bind()
+    client = await builder([]).bind()
+    try:
+        await asyncio.gather(server.online(), client.online())
+        raddr = server.addr()
+
+        async def accept() -> Any:
+            inc = await server.accept_next()
+            return await (await inc.accept()).connect()
+
+        acc = asyncio.create_task(accept())
+        start = time.perf_counter()
+        conn = await client.connect(iroh.EndpointAddr(raddr.id(), raddr.relay_url(), []), ALPN)
+        to_direct = None
+        while time.perf_counter() - start < 5:
+            if any(p.is_selected and p.is_ip for p in conn.paths()):
+                to_direct = time.perf_counter() - start
+                break
+            await asyncio.sleep(0.005)
+        sconn = await acc
+
+        async def sink() -> float:
+            recv = await sconn.accept_uni()
+            first = await recv.read(1 << 16)
+            t0 = time.perf_counter()
+            n = len(first) + len(await recv.read_to_end(1 << 31))
+            assert n == len(data)
+            return n / (time.perf_counter() - t0) / 1e6
+
+        task = asyncio.create_task(sink())
+        send = await conn.open_uni()
+        for i in range(0, len(data), 4 << 20):
+            await send.write_all(data[i : i + (4 << 20)])
+        await send.finish()
+        return to_direct, await task
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def multipath_rows(data: bytes) -> None:
+    from aioiroh.relay_server import RelayServer, ServerConfig
+
+    relay = RelayServer(ServerConfig(host="127.0.0.1", port=0))
+    await relay.start()
+    try:
+        print("relay-only dial -> direct path (hole punching in QUIC), then bulk on that path")
+        print("(both sides in this process; Rust with the patched copy)")
+        for label, fn in (("aioiroh <-> aioiroh", upgrade_ours), ("Rust <-> Rust", upgrade_rust)):
+            to_direct, rate = await fn(relay.http_url, data)
+            ms = f"{to_direct * 1000:7.1f} ms" if to_direct is not None else "  never"
+            print(f"  {label:22s} time to direct {ms}   bulk after upgrade {fmt(rate)} MB/s")
+    finally:
+        await relay.stop()
+
+
 # -- handshakes ------------------------------------------------------------------------------
 
 
@@ -319,6 +444,8 @@ async def main(size_mb: int, n_handshakes: int) -> None:
     for label, sender, sink, patched in rows:
         if patched:
             patch_iroh_binding()
+        else:
+            unpatch_iroh_binding()
         recv_rate, e2e = await run_row(sender, sink, data, patched)
         results[label] = e2e
         print(f"  {label:36s} {fmt(recv_rate)} recv {fmt(e2e)} end-to-end", flush=True)
@@ -330,6 +457,8 @@ async def main(size_mb: int, n_handshakes: int) -> None:
         print(f"  aioiroh/aioquic                       {ours / base:8.2f}x")
     if ours and ref:
         print(f"  aioiroh/Rust (patched)                {ours / ref:8.2f}x")
+    patch_iroh_binding()
+    await multipath_rows(data)
     print(f"connection setup, median of {n_handshakes} (client and server in one process)")
     hs_ours = await handshakes_ours(n_handshakes)
     hs_rust = await handshakes_rust(n_handshakes)
