@@ -25,6 +25,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/relay.py
+	$(BIN)/python bench/dns.py
+	$(BIN)/python bench/http3.py
 
 natlab: $(STAMP)
 	$(BIN)/python -m lab.natlab

@@ -6,7 +6,7 @@ the smallest possible H3 server and client (no ASGI, no httpx, TLS with a throwa
 certificate), so it is the ceiling for anything built on aioquic's H3 layer. Reports small
 requests/s at concurrency 1 and 50, and MB/s for a large download and upload.
 
-    .venv/bin/python bench/http.py [--requests 500] [--mb 20]
+    .venv/bin/python bench/http3.py [--requests 500] [--mb 20]
 """
 
 from __future__ import annotations
