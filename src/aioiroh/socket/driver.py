@@ -157,17 +157,36 @@ class ConnectionDriver:
         now = self.loop.time()
         if self.manager is not None and not quic.is_closing:
             self.manager.poll(now)
-        sent = False
-        for data, addr in quic.datagrams_to_send(now):
-            self._send(data, addr)
-            sent = True
-        if sent:
+        out = quic.datagrams_to_send(now)
+        if out:
             self._last_send = now
+            # Consecutive datagrams for one path go out together (one GSO sendmsg).
+            run: list[bytes] = []
+            run_addr: Any = None
+            for data, addr in out:
+                if run and addr != run_addr:
+                    self._send_run(run, run_addr)
+                    run = []
+                run.append(data)
+                run_addr = addr
+            self._send_run(run, run_addr)
         self.on_flushed()
         if quic.is_terminated:
             self._terminate()
             return
         self._arm_timer()
+
+    def _send_run(self, run: list[bytes], addr: Any) -> None:
+        if len(run) == 1 or addr is self.target:
+            for data in run:
+                self._send(data, addr)
+            return
+        st = self.stats.get(addr)
+        if st is None:
+            st = self.stats[addr] = PathStats()
+        st.datagrams_sent += len(run)
+        st.bytes_sent += sum(map(len, run))
+        self.socket.send_many(run, addr)
 
     def _send(self, data: bytes, addr: Any) -> None:
         if addr is self.target:

@@ -273,6 +273,18 @@ class MagicSocket:
 
     # -- outbound --------------------------------------------------------------------------
 
+    def send_many(self, datagrams: list[bytes], path: NetworkPath) -> None:
+        """Send datagrams to one path: GSO batches over UDP, batch frames over a relay."""
+        if self.blackholed and path in self.blackholed:
+            return
+        if isinstance(path, IpPath):
+            udp = self.udp6 if path.is_ipv6 else self.udp4
+            if udp is not None:
+                udp.send_many(datagrams, path.sockaddr)
+        else:
+            for data in datagrams:
+                self.send(data, path)
+
     def send(self, data: bytes, path: NetworkPath) -> None:
         if self.blackholed and path in self.blackholed:
             return

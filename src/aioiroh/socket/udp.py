@@ -9,8 +9,10 @@ aioquic's stock driver processes and transmits after every datagram; draining up
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
+import struct
 from collections.abc import Callable
 from typing import Final
 
@@ -19,6 +21,11 @@ logger = logging.getLogger(__name__)
 MAX_BATCH: Final = 64
 RECV_SIZE: Final = 4096
 SOCKET_BUFFER: Final = 4 * 1024 * 1024
+# Generic segmentation offload (Linux UDP_SEGMENT): one sendmsg carries up to this many
+# equal-size datagrams, at most GSO_MAX_BYTES in all. CPython 3.11 lacks the constant.
+UDP_SEGMENT: Final = 103
+GSO_MAX_SEGMENTS: Final = 64
+GSO_MAX_BYTES: Final = 65000
 
 Batch = list[tuple[bytes, tuple[str, int]]]
 
@@ -55,6 +62,7 @@ class UdpSocket:
         self.local_addr: tuple[str, int] = (addr[0], addr[1])
         self.send_drops = 0
         self.send_errors = 0
+        self._gso = hasattr(socket, "SOL_UDP")
         self._closed = False
         self._loop.add_reader(sock.fileno(), self._on_readable)
 
@@ -85,6 +93,60 @@ class UdpSocket:
         except OSError as exc:
             self.send_errors += 1
             logger.debug("udp send to %s failed: %s", addr, exc)
+
+    def send_many(self, datagrams: list[bytes], addr: tuple[str, int]) -> None:
+        """Send datagrams to one address, in GSO batches where the kernel supports it.
+
+        A batch is a run of equal-size datagrams, the last of which may be shorter; measured
+        ~5x cheaper per datagram than one ``sendto`` each (quic-multipath-on-aioquic.md §4.2).
+        """
+        if not self._gso or len(datagrams) < 2:
+            for data in datagrams:
+                self.send(data, addr)
+            return
+        i, n = 0, len(datagrams)
+        while i < n:
+            seg = len(datagrams[i])
+            j = i + 1
+            total = seg
+            while (
+                j < n
+                and j - i < GSO_MAX_SEGMENTS
+                and len(datagrams[j]) <= seg
+                and total + len(datagrams[j]) <= GSO_MAX_BYTES
+            ):
+                total += len(datagrams[j])
+                j += 1
+                if len(datagrams[j - 1]) < seg:
+                    break  # a shorter datagram ends a GSO batch
+            if j - i == 1:
+                self.send(datagrams[i], addr)
+            else:
+                self._send_gso(datagrams[i:j], seg, addr)
+            i = j
+
+    def _send_gso(self, run: list[bytes], seg: int, addr: tuple[str, int]) -> None:
+        if self._closed:
+            return
+        try:
+            self._sock.sendmsg(
+                [b"".join(run)],
+                [(socket.SOL_UDP, UDP_SEGMENT, struct.pack("=H", seg))],
+                0,
+                addr,
+            )
+        except (BlockingIOError, InterruptedError):
+            self.send_drops += len(run)
+        except OSError as exc:
+            if exc.errno in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
+                # No GSO here (old kernel, device without it): plain sends from now on.
+                logger.info("UDP GSO unavailable (%s); sending datagrams one by one", exc)
+                self._gso = False
+                for data in run:
+                    self.send(data, addr)
+            else:
+                self.send_errors += 1
+                logger.debug("udp gso send to %s failed: %s", addr, exc)
 
     def close(self) -> None:
         if self._closed:
