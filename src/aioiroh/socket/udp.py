@@ -24,6 +24,11 @@ SOCKET_BUFFER: Final = 4 * 1024 * 1024
 # Generic segmentation offload (Linux UDP_SEGMENT): one sendmsg carries up to this many
 # equal-size datagrams, at most GSO_MAX_BYTES in all. CPython 3.11 lacks the constant.
 UDP_SEGMENT: Final = 103
+# Generic receive offload (Linux UDP_GRO): the kernel hands over runs of same-size datagrams
+# from one sender as one buffer, with the segment size in a control message.
+UDP_GRO: Final = 104
+GRO_BUFFER: Final = 65535
+_CMSG_SPACE: Final = socket.CMSG_SPACE(4)
 GSO_MAX_SEGMENTS: Final = 64
 GSO_MAX_BYTES: Final = 65000
 
@@ -63,22 +68,42 @@ class UdpSocket:
         self.send_drops = 0
         self.send_errors = 0
         self._gso = hasattr(socket, "SOL_UDP")
+        self._gro = False
+        try:
+            sock.setsockopt(socket.SOL_UDP, UDP_GRO, 1)
+            self._gro = True
+        except OSError:
+            pass
         self._closed = False
         self._loop.add_reader(sock.fileno(), self._on_readable)
 
     def _on_readable(self) -> None:
         batch: Batch = []
-        recv = self._sock.recvfrom
+        sock = self._sock
+        gro = self._gro
         for _ in range(MAX_BATCH):
             try:
-                data, addr = recv(RECV_SIZE)
+                if gro:
+                    data, ancdata, _flags, addr = sock.recvmsg(GRO_BUFFER, _CMSG_SPACE)
+                else:
+                    data, addr = sock.recvfrom(RECV_SIZE)
+                    ancdata = None
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
                 # ICMP errors surface here on Linux (e.g. port unreachable); not fatal.
                 logger.debug("udp recv error: %s", exc)
                 continue
-            batch.append((data, (addr[0], addr[1])))
+            peer = (addr[0], addr[1])
+            seg = 0
+            if ancdata:
+                for level, kind, value in ancdata:
+                    if level == socket.SOL_UDP and kind == UDP_GRO:
+                        seg = int.from_bytes(value[:4] if len(value) >= 4 else value, "little")
+            if seg and len(data) > seg:
+                batch.extend((data[i : i + seg], peer) for i in range(0, len(data), seg))
+            else:
+                batch.append((data, peer))
         if batch:
             self._on_batch(batch)
 
