@@ -62,3 +62,18 @@ async def test_relay_over_tls(tmp_path: Path) -> None:
         finally:
             await a.close()
             await b.close()
+
+
+async def test_tls_relay_serves_captive_portal_on_plain_http(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    config = ServerConfig(host="127.0.0.1", port=0, tls_cert=cert, tls_key=key, http_port=0)
+    async with RelayServer(config) as server:
+        port = server.captive_portal_port
+        assert port is not None
+        url = f"http://127.0.0.1:{port}/generate_204"
+        headers = {"X-Iroh-Challenge": "abc-123"}
+        async with aiohttp.ClientSession() as s, s.get(url, headers=headers) as r:
+            assert r.status == 204
+            assert r.headers["X-Iroh-Response"] == "response abc-123"
+            async with s.get(f"http://127.0.0.1:{port}/relay") as other:
+                assert other.status == 404  # only the captive-portal check is plain

@@ -52,6 +52,12 @@ def _keys(values: tuple[str, ...]) -> frozenset[PublicKey]:
     "unless given; 0 picks a free port).",
 )
 @click.option("--no-qad", is_flag=True, help="Do not run the QUIC address discovery service.")
+@click.option(
+    "--http-port",
+    type=int,
+    default=None,
+    help="With TLS: plain-HTTP port for the captive-portal check /generate_204 (default 80).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON line once listening.")
 def relay(
     dev: bool,
@@ -67,6 +73,7 @@ def relay(
     max_clients: int,
     qad_port: int | None,
     no_qad: bool,
+    http_port: int | None,
     as_json: bool,
 ) -> None:
     """Run an iroh relay server (``--dev --port PORT`` serves http://127.0.0.1:PORT)."""
@@ -80,8 +87,11 @@ def relay(
         qad_port = None
     elif qad_port is None and not dev:
         qad_port = DEFAULT_QAD_PORT
+    if tls_cert is not None and http_port is None:
+        http_port = 80
     config = ServerConfig(
         qad_port=qad_port,
+        http_port=http_port,
         host=host or ("127.0.0.1" if dev else "::"),
         port=port,
         tls_cert=tls_cert,

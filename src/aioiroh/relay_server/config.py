@@ -88,6 +88,9 @@ class ServerConfig:
     """``Restarting.try_for`` sent on graceful shutdown."""
     qad_port: int | None = None
     """UDP port of the QUIC address discovery service (iroh: 7842; 0 picks one); None = off."""
+    http_port: int | None = None
+    """With TLS: a plain-HTTP port for the captive-portal check ``/generate_204`` (iroh serves it
+    on port 80; 0 picks one); None = off. Without TLS the main port serves it already."""
 
     @property
     def tls(self) -> bool:

@@ -215,6 +215,13 @@ def build_app(hub: RelayHub) -> web.Application:
     return app
 
 
+def build_captive_portal_app() -> web.Application:
+    """The plain-HTTP side app of a TLS relay: only ``/generate_204`` (iroh's port 80)."""
+    app = web.Application()
+    app.router.add_get("/generate_204", _generate_204)
+    return app
+
+
 def build_metrics_app(hub: RelayHub) -> web.Application:
     """A separate application serving only ``/metrics`` (for ``metrics_port``)."""
     app = web.Application()

@@ -14,7 +14,7 @@ from aiohttp import web
 from ..relay.protocol.frames import Restarting
 from .client_conn import RelayHub
 from .config import ServerConfig
-from .http import build_app, build_metrics_app
+from .http import build_app, build_captive_portal_app, build_metrics_app
 from .metrics import RelayMetrics
 from .qad import QadServer
 
@@ -58,6 +58,8 @@ class RelayServer:
         self.state = ServerState.NEW
         self._runner: web.AppRunner | None = None
         self._metrics_runner: web.AppRunner | None = None
+        self._http_runner: web.AppRunner | None = None
+        self._http_port: int | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._port: int | None = None
         self._metrics_port: int | None = None
@@ -101,6 +103,11 @@ class RelayServer:
 
         return RelayUrl(self.http_url)
 
+    @property
+    def captive_portal_port(self) -> int | None:
+        """The plain-HTTP ``/generate_204`` port of a TLS relay (None if not serving one)."""
+        return self._http_port
+
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.config.tls:
             return None
@@ -131,6 +138,12 @@ class RelayServer:
             msite = web.TCPSite(self._metrics_runner, self.config.host, self.config.metrics_port)
             await msite.start()
             self._metrics_port = _bound_port(msite)
+        if self.config.tls and self.config.http_port is not None:
+            self._http_runner = web.AppRunner(build_captive_portal_app(), access_log=None)
+            await self._http_runner.setup()
+            hsite = web.TCPSite(self._http_runner, self.config.host, self.config.http_port)
+            await hsite.start()
+            self._http_port = _bound_port(hsite)
         if self.config.qad_port is not None:
             # Same certificate as HTTPS when there is one; else a self-signed one.
             self.qad = QadServer(
@@ -174,7 +187,7 @@ class RelayServer:
         await self.hub.shutdown(restarting)
         if self.qad is not None:
             await self.qad.stop()
-        for runner in (self._runner, self._metrics_runner):
+        for runner in (self._runner, self._metrics_runner, self._http_runner):
             if runner is not None:
                 await runner.cleanup()
         self.state = ServerState.STOPPED
