@@ -263,16 +263,19 @@ class Endpoint:
                 self._interface_addrs = now
                 # The old NAT mapping is meaningless on a new network.
                 self._reflexive.clear()
-                self._local_addresses_changed()
+                self._local_addresses_changed(moved=True)
                 self._qad_wakeup.set()
 
-    def _local_addresses_changed(self) -> None:
-        """Our candidate set changed: tell live connections (new holepunch round) and lookups."""
-        now = asyncio.get_running_loop().time()
+    def _local_addresses_changed(self, *, moved: bool = False) -> None:
+        """Our candidate set changed: tell live connections (new holepunch round) and lookups.
+
+        ``moved``: the interface addresses changed, so existing direct paths may be dead.
+        """
         for driver in list(self._socket.drivers):
-            if driver.manager is not None and driver.handshake_complete and not driver.closed:
-                driver.manager.refresh_candidates(now)
-                driver.schedule_flush()
+            if moved:
+                driver.on_network_change()
+            else:
+                driver.refresh_candidates()
         if self._lookup is not None:
             self._lookup.publish(self.endpoint_info())
 

@@ -111,6 +111,11 @@ from .transport_parameters import (
     iroh_default_parameters,
 )
 
+# Frames that do not make a packet "non-probing" (RFC 9000 §9.1).
+_PROBING_FRAMES: Final = frozenset(
+    {PaddingFrame, PathChallengeFrame, PathResponseFrame, NewConnectionIdFrame}
+)
+
 __all__ = ["ENGINE_ENV", "IrohConnection", "new_connection"]
 
 ENGINE_ENV: Final = "AIOIROH_ENGINE"
@@ -284,6 +289,8 @@ class IrohConnection:
         self._rx_path = self._path0
         self._rx_addr: Any = None
         self._rx_off_path = False
+        self.rebindings = 0
+        """Server: times a path followed its client to a new address."""
         self.make_addr: Callable[[str, int], Any] = _tuple_addr
         """Builds an engine address for an IP candidate (the socket sets its IpPath type)."""
         self.path_idle_timeout: Callable[[Any], float] = lambda addr: PATH_IDLE_TIMEOUT
@@ -806,6 +813,21 @@ class IrohConnection:
             return
         if space.discarded:
             return
+        if (
+            off_path
+            and level == APP
+            and not self._is_client
+            and pn > space.largest_received_packet
+            and any(type(f) not in _PROBING_FRAMES for f in frames)
+        ):
+            # The client's address changed under an existing path (NAT rebinding, or the
+            # client moved to another network): newest authenticated non-probing traffic
+            # wins, so answers follow it (RFC 9000 §9.3, applied per path). Probes (a NAT
+            # traversal round) carry only probing frames and never move a path.
+            path.addr = addr
+            path.datagrams_recv += 1
+            path.bytes_recv += len(packet)
+            self.rebindings += 1
         if pn >= space.expected_packet_number:
             space.expected_packet_number = pn + 1
         space.received_packets.add(pn)
@@ -1562,6 +1584,16 @@ class IrohConnection:
                 builder.start_packet(QuicPacketType.ONE_RTT, seal)  # type: ignore[arg-type]
                 kind = FrameType.PATH_RESPONSE if is_response else FrameType.PATH_CHALLENGE
                 builder.start_frame(kind, capacity=9).push_bytes(data)
+                reflexive = _ip_of(addr) if is_response else None
+                if (
+                    reflexive is not None
+                    and isinstance(nat, NatTraversalClient)
+                    and reflexive not in nat.remote_addresses.values()
+                ):
+                    # Client: challenge a probe's unadvertised (peer-reflexive) source too,
+                    # so an answer from there opens a path (wire doc §3.4 step 5).
+                    bundled = nat.reflexive_challenge(reflexive)
+                    builder.start_frame(FrameType.PATH_CHALLENGE, capacity=9).push_bytes(bundled)
                 if is_response:
                     _pad(builder)  # off-path responses are padded (noq does; NATs see size)
             except QuicPacketBuilderStop:

@@ -48,6 +48,8 @@ MAX_BACKOFF_EXPONENT: Final = 8
 MAX_RETRY_INTERVAL: Final = 2.0
 DEFAULT_INITIAL_RTT: Final = 0.333
 CHALLENGE_SIZE: Final = 8
+# Challenges bundled with answers to the peer's probes (peer-reflexive addresses) kept at once.
+MAX_REFLEXIVE_CHALLENGES: Final = 64
 # Upper bound for either side's address sets, whatever the peer's TP says (it is one byte).
 MAX_ADDRESSES: Final = 255
 
@@ -145,6 +147,19 @@ class _Prober:
             else:
                 self._retry_at = None
         return probes
+
+    def reflexive_challenge(self, addr: Addr) -> bytes:
+        """A challenge to bundle with our answer to a probe that came from ``addr``.
+
+        Behind an endpoint-dependent (symmetric) NAT the peer's probes come from a port it
+        never advertised; challenging that peer-reflexive address lets its answer open a
+        path there, like any probed address.
+        """
+        challenge = self._random_bytes(CHALLENGE_SIZE)
+        if len(self._challenges) >= MAX_REFLEXIVE_CHALLENGES:
+            del self._challenges[next(iter(self._challenges))]
+        self._challenges[challenge] = canonical_addr(addr)
+        return challenge
 
     def on_path_response(self, data: bytes, from_addr: Addr) -> Addr | None:
         """A PATH_RESPONSE arrived; returns the probed address if it answers one of our probes.

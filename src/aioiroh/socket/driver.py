@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING, Any, Final
 from aioquic.quic import events
 
 from ..quic.paths import PathAbandoned, PathOpened, PathStatusChanged
-from .path_manager import PathEvent, PathManager
+from .path_manager import PathEvent, PathManager, path_kind
 from .paths import DialTarget, IpPath, NetworkPath, RelayPath
 
 RELAY_PATH_IDLE_TIMEOUT: Final = 30.0
 """iroh gives relay paths a longer idle timeout than direct ones (15 s)."""
+NETWORK_CHANGE_GRACE: Final = 2.0
+"""After our addresses change, IP paths silent for this long are closed (their local end is
+gone), so a holepunch round can open a fresh path even to the same remote address."""
 MAX_PATH_EVENT_QUEUE: Final = 256
 """Bound on unread path events per subscriber; the oldest are dropped beyond it."""
 
@@ -79,6 +82,7 @@ class ConnectionDriver:
         """Override of the per-path idle timeout of direct paths (tests), None = iroh's."""
         self.manager: PathManager | None = None
         self.path_event_listeners: list[Callable[[PathEvent], None]] = []
+        self._netchange_timer: asyncio.TimerHandle | None = None
         self.multipath = hasattr(quic, "path_snapshots")
         if self.multipath:
             engine: Any = quic
@@ -204,6 +208,46 @@ class ConnectionDriver:
             st.bytes_sent += len(data)
             self.socket.send(data, path)
 
+    # -- local network changes -------------------------------------------------------------
+
+    def refresh_candidates(self) -> None:
+        """Our candidate addresses changed (e.g. a new QAD answer): re-announce them."""
+        if self.manager is None or not self.handshake_complete or self.closed:
+            return
+        self.manager.refresh_candidates(self.loop.time())
+        self.schedule_flush()
+
+    def on_network_change(self) -> None:
+        """Our interface addresses changed (we moved): re-announce candidates and retire IP
+        paths that stay silent for :data:`NETWORK_CHANGE_GRACE` seconds."""
+        if self.manager is None or not self.handshake_complete or self.closed:
+            return
+        now = self.loop.time()
+        self.refresh_candidates()
+        if self._netchange_timer is not None:
+            self._netchange_timer.cancel()
+        self._netchange_timer = self.loop.call_at(
+            now + NETWORK_CHANGE_GRACE, self._close_silent_paths, now
+        )
+
+    def _close_silent_paths(self, changed_at: float) -> None:
+        self._netchange_timer = None
+        engine: Any = self.quic
+        if self.closed or self.quic.is_closing or self.manager is None:
+            return
+        now = self.loop.time()
+        closed = False
+        for snap in engine.path_snapshots():
+            if snap.abandoned or path_kind(snap.remote) not in ("ip4", "ip6"):
+                continue
+            st = self.stats.get(snap.remote)
+            if st is None or st.last_recv is None or st.last_recv < changed_at:
+                closed |= bool(engine.close_path(snap.path_id, now))
+        if closed:
+            # A dead direct path is gone: look for a new one (rate limits still apply).
+            self.manager.schedule.on_connection_added(now)
+            self.flush()
+
     # -- timers ----------------------------------------------------------------------------
 
     def _deadline(self) -> float | None:
@@ -247,6 +291,9 @@ class ConnectionDriver:
 
     def _terminate(self) -> None:
         self.closed = True
+        if self._netchange_timer is not None:
+            self._netchange_timer.cancel()
+            self._netchange_timer = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
