@@ -19,6 +19,8 @@ from typing import Any
 
 ALPN = b"natlab/iroh-echo/0"
 POLL = 0.05
+# Longest an aioiroh peer waits for the relay's QAD answer before going on without it.
+QAD_WAIT = 10.0
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -58,6 +60,8 @@ async def ours_serve(ip: str, relay: str, external: str | None) -> None:
 
     try:
         await asyncio.wait_for(ep.online(), 30)
+        # Like Rust's online() waiting for a net report: know our public address first.
+        await ep.reflexive_addresses(timeout=QAD_WAIT)
         addrs = [f"{h}:{p}" for h, p in ep.direct_addresses()]
         if external:
             addrs.append(external)
@@ -77,6 +81,7 @@ async def ours_dial(ip: str, relay: str, peer: str, addrs: list[str], wait: floa
     )
     try:
         await asyncio.wait_for(ep.online(), 30)
+        await ep.reflexive_addresses(timeout=QAD_WAIT)
         start = time.monotonic()
         conn = await ep.connect(EndpointAddr(peer, relay, addrs), ALPN, timeout=20)
         connect_s = time.monotonic() - start

@@ -3,8 +3,11 @@
 Each cell builds a fresh lab: our relay on the internet segment, the server and the client each
 behind a router of the given NAT kind ("none" = a public device). The client dials the server's
 relay URL and whatever direct addresses the server knows about itself, exchanges an echo, then
-watches for a direct path. Rust peers are told their public address (``add_external_addr``)
-where their NAT keeps ports, because they cannot use a lab relay's QAD (natlab-recipe §7).
+watches for a direct path. The relay runs its QUIC address discovery (QAD) service on UDP 7842,
+so aioiroh peers behind NAT learn their public mapping from it. Rust peers are told their public
+address (``add_external_addr``) where their NAT keeps ports instead, because they check a
+relay's QAD certificate against web PKI roots and so cannot use a lab relay's QAD
+(natlab-recipe §7).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from lab.harness import NAT_KINDS, Lab
 
 RELAY_PORT = 3340
+QAD_PORT = 7842  # iroh's default, which RelayConfig assumes for a relay URL
 # Cells where Rust iroh reaches a direct path in its own patchbay tests.
 RUST_DIRECT_CELLS = {
     (s, c)
@@ -56,6 +60,8 @@ async def run_cell(
             relay_host.ip,
             "--port",
             str(RELAY_PORT),
+            "--qad-port",
+            str(QAD_PORT),
             "--json",
         )
         url = f"http://{relay_host.ip}:{RELAY_PORT}"

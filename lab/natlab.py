@@ -133,8 +133,8 @@ async def run_iroh(out: list[str], wait_direct: float = 2.0, concurrency: int = 
         out.append(f"\n{title} (row = server NAT, column = client NAT)")
         out.append(_table(["server \\ client", *NAT_KINDS], rows))
     out.append(
-        "\n'*': Rust iroh goes direct in this cell; aioiroh stays relayed until its multipath"
-        " NAT traversal lands."
+        "\n'*': Rust iroh goes direct in this cell (patchbay). Where a Rust peer stays relayed"
+        " here it is because Rust cannot use the lab relay's QAD (it checks web PKI)."
     )
     out.append(f"iroh matrix: {time.monotonic() - t0:.1f} s; namespaces removed")
     return ok
