@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 from pathlib import Path
 
@@ -25,6 +26,7 @@ __all__ = ["commands", "dns_server"]
     default=None,
     help="SQLite file (default: ./iroh-dns.sqlite; ':memory:' for none).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON line once serving.")
 def dns_server(
     dev: bool,
     port: int | None,
@@ -33,6 +35,7 @@ def dns_server(
     bind: str,
     origins: tuple[str, ...],
     db: Path | None,
+    as_json: bool,
 ) -> None:
     """Serve pkarr at http://HOST:PORT/pkarr/<z32> and DNS for _iroh.<z32>.ORIGIN."""
     from ..dns_server.config import DEFAULT_ORIGIN, DnsServerConfig
@@ -62,6 +65,15 @@ def dns_server(
             click.echo(f"pkarr: {server.pkarr_url}", err=True)
             click.echo(f"dns: {server.dns_addr[0]}:{server.dns_addr[1]} (udp+tcp)", err=True)  # type: ignore[index]
             click.echo(f"origins: {' '.join(config.origins)}", err=True)
+            if as_json:
+                host, dport = server.dns_addr  # type: ignore[misc]
+                line = {
+                    "event": "serving",
+                    "pkarr_url": server.pkarr_url,
+                    "dns": f"{host}:{dport}",
+                    "origins": list(config.origins),
+                }
+                click.echo(json.dumps(line))
             await stop.wait()
 
     asyncio.run(run())
