@@ -21,13 +21,12 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import pull_quic_header
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from aioiroh.base.key import SecretKey
 from aioiroh.quic.aioquic_connection import QuicSettings
 from aioiroh.quic.connection import IrohConnection
+from aioiroh.tls.x509 import self_signed_certificate
 
 A = ("127.0.0.1", 1)
 B = ("127.0.0.1", 2)
@@ -36,22 +35,8 @@ WINDOW = 64 * 1024 * 1024
 
 
 def _self_signed() -> tuple[Any, Any]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench")])
-    import datetime
-
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert, key
+    cert, key = self_signed_certificate(["bench"])
+    return x509.load_pem_x509_certificate(cert), load_pem_private_key(key, None)
 
 
 def _aioquic_pair() -> tuple[Any, Any]:

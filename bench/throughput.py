@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
-import datetime
 import json
 import os
 import ssl
@@ -82,35 +81,10 @@ def rust_v4_addr(ep: Any) -> dict[str, Any]:
 
 
 def self_signed() -> tuple[str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from aioiroh.tls.x509 import write_self_signed
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    d = tempfile.mkdtemp()
-    cf, kf = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
-    Path(cf).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    Path(kf).write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cf, kf
+    cert, key = write_self_signed(tempfile.mkdtemp(), ["localhost"])
+    return str(cert), str(key)
 
 
 def out(obj: dict[str, Any]) -> None:

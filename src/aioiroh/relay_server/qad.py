@@ -14,7 +14,6 @@ version are dropped and counted; an exception inside one connection closes only 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -26,13 +25,13 @@ from aioquic.quic import events
 from aioquic.quic.packet import QuicPacketType, pull_quic_header
 
 from ..quic.qad_connection import CID_LENGTH, QadConnection, qad_configuration
+from ..tls.x509 import self_signed_certificate
 
 __all__ = [
     "DEFAULT_QAD_PORT",
     "MAX_QAD_CONNECTIONS",
     "QadServer",
     "QadServerStats",
-    "self_signed_certificate",
 ]
 
 logger = logging.getLogger(__name__)
@@ -59,50 +58,6 @@ class QadServerStats:
     dropped_unknown: int = 0
     dropped_full: int = 0
     errors: int = 0
-
-
-def self_signed_certificate(hostnames: list[str]) -> tuple[bytes, bytes]:
-    """A fresh self-signed ECDSA P-256 certificate (PEM cert, PEM key) for ``hostnames``.
-
-    Used when the relay serves plain HTTP: QAD still needs TLS, and iroh's clients use the
-    answer only as a hint (aioiroh's client does not verify it at all).
-    """
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = []
-    for host in hostnames:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0] or "relay")])
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=365))
-    )
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    cert = builder.sign(key, hashes.SHA256())
-    return (
-        cert.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
 
 
 class _Conn:
