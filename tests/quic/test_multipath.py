@@ -23,6 +23,9 @@ RELAY_AT_CLIENT = ("relay-to-server", 1)
 RELAY_AT_SERVER = ("relay-to-client", 2)
 CLIENT_IP = ("10.0.0.1", 1000)
 SERVER_IP = ("10.0.0.2", 2000)
+# A second direct route (another interface pair) for a second IP path.
+CLIENT_IP2 = ("10.0.0.1", 1001)
+SERVER_IP2 = ("10.0.0.2", 2001)
 DELAY_RELAY = 0.020
 DELAY_DIRECT = 0.002
 
@@ -30,14 +33,16 @@ DELAY_DIRECT = 0.002
 class Net:
     """Two engines, a relay route and a direct route between their direct addresses."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, client_max_path_id: int = 7, server_max_path_id: int = 7) -> None:
         self.now = 0.0
         self.server_key = SecretKey.generate()
+        self.server_max_path_id = server_max_path_id
         self.client = IrohConnection(
             secret_key=SecretKey.generate(),
             is_client=True,
             alpns=[ALPN],
             expected_peer=self.server_key.public(),
+            max_path_id=client_max_path_id,
         )
         self.server: IrohConnection | None = None
         self.direct_up = True
@@ -52,11 +57,15 @@ class Net:
                 return "server", RELAY_AT_SERVER, DELAY_RELAY
             if dst == SERVER_IP and self.direct_up:
                 return "server", CLIENT_IP, DELAY_DIRECT
+            if dst == SERVER_IP2:
+                return "server", CLIENT_IP2, DELAY_DIRECT
         else:
             if dst == RELAY_AT_SERVER:
                 return "client", RELAY_AT_CLIENT, DELAY_RELAY
             if dst == CLIENT_IP and self.direct_up:
                 return "client", SERVER_IP, DELAY_DIRECT
+            if dst == CLIENT_IP2:
+                return "client", SERVER_IP2, DELAY_DIRECT
         return None
 
     def conns(self) -> list[tuple[str, IrohConnection]]:
@@ -99,6 +108,7 @@ class Net:
                             is_client=False,
                             alpns=[ALPN],
                             original_destination_connection_id=header.destination_cid,
+                            max_path_id=self.server_max_path_id,
                         )
                     self.server.receive_datagram(data, src, self.now)
                 else:
@@ -207,3 +217,46 @@ def test_unknown_path_id_from_server_is_dropped() -> None:
     before = net.client.dropped_packets
     net.client.receive_datagram(b"\x40" + b"\x00" * 40, SERVER_IP, net.now)
     assert net.client.dropped_packets == before + 1
+
+
+def test_paths_blocked_once_then_open_after_max_path_id() -> None:
+    # The server allows path ids up to 1 only: the direct path takes it.
+    net = Net(server_max_path_id=1)
+    _upgrade(net)
+    server = net.server
+    assert server is not None
+    assert net.client.open_path(SERVER_IP2, net.now) is None
+    # Blocked: PATHS_BLOCKED(1) goes out once, however often the engine retries (every 333 ms).
+    until = net.now + 2.0
+    net.run_until(lambda: net.now >= until)
+    assert server.peer_paths_blocked == 1
+    assert not any(e.remote == SERVER_IP2 for e in net.of("client", PathOpened))
+    # Closing path 1 makes the server raise MAX_PATH_ID to 2 (ids are never reused), and the
+    # pending open goes through on its own.
+    (first,) = net.of("client", PathOpened)
+    assert net.client.close_path(first.path_id, net.now)
+    net.run_until(lambda: any(e.remote == SERVER_IP2 for e in net.of("client", PathOpened)))
+    opened = next(e for e in net.of("client", PathOpened) if e.remote == SERVER_IP2)
+    assert opened.path_id == 2
+    net.run_until(lambda: any(e.remote == CLIENT_IP2 for e in net.of("server", PathOpened)))
+    assert server.peer_paths_blocked == 1
+
+
+def test_path_cids_blocked_once_then_open_after_new_cids() -> None:
+    # The client allows path ids up to 1: the server issued CIDs for path 1 only.
+    net = Net(client_max_path_id=1)
+    _upgrade(net)
+    server = net.server
+    assert server is not None
+    (first,) = net.of("client", PathOpened)
+    # Closing path 1 raises our MAX_PATH_ID to 2; the server's CIDs for path 2 are a relay
+    # round trip away, so the open right after it is blocked on CIDs.
+    assert net.client.close_path(first.path_id, net.now)
+    assert net.client.open_path(SERVER_IP2, net.now) is None
+    net.run_until(lambda: any(e.remote == SERVER_IP2 for e in net.of("client", PathOpened)))
+    opened = next(e for e in net.of("client", PathOpened) if e.remote == SERVER_IP2)
+    assert opened.path_id == 2
+    until = net.now + 2.0
+    net.run_until(lambda: net.now >= until)
+    assert server.peer_path_cids_blocked == 1
+    assert server.peer_paths_blocked == 0

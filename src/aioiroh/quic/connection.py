@@ -95,9 +95,12 @@ from .nat_traversal import (
 from .packet_protection import PacketProtection, PacketProtectionError
 from .paths import (
     MAX_CHALLENGE_TRIES,
+    MAX_PENDING_OPENS,
     MIN_CHALLENGE_INTERVAL,
     PATH_IDLE_TIMEOUT,
     PATH_KEEP_ALIVE,
+    PENDING_OPEN_LIFETIME,
+    PENDING_OPEN_RETRY,
     PathAbandoned,
     PathOpened,
     PathSnapshot,
@@ -282,6 +285,17 @@ class IrohConnection:
         self._local_max_path_id = max_path_id or 0
         self._next_path_id = 1
         self._ctrl: deque[Frame] = deque()
+        # Client: opens that were blocked (no path id or no peer CID yet), retried on a timer.
+        # addr -> (available, from NAT traversal, give up at); at most MAX_PENDING_OPENS.
+        self._pending_opens: dict[Any, tuple[bool, bool, float]] = {}
+        self._pending_open_at: float | None = None
+        # The blocking conditions we already told the peer about (each is sent once).
+        self._paths_blocked_sent = -1
+        self._cids_blocked_sent: set[int] = set()
+        self.peer_paths_blocked = 0
+        """PATHS_BLOCKED frames received (diagnostics)."""
+        self.peer_path_cids_blocked = 0
+        """PATH_CIDS_BLOCKED frames received (diagnostics)."""
         # Off-path datagrams to build: (address, via path id, 8 bytes, is_response).
         self._offpath: deque[tuple[Any, int, bytes, bool]] = deque(maxlen=MAX_OFFPATH)
         self._dial_addr: Any = None
@@ -557,7 +571,7 @@ class IrohConnection:
             at = self._loss_at
         if self._pacing_at is not None and (at is None or self._pacing_at < at):
             at = self._pacing_at
-        if len(self._paths) > 1 or self._nat is not None:
+        if len(self._paths) > 1 or self._nat is not None or self._pending_opens:
             t = self._path_timer()
             if t is not None and (at is None or t < at):
                 at = t
@@ -566,6 +580,12 @@ class IrohConnection:
     def _path_timer(self) -> float | None:
         times: list[float] = []
         for path in self._paths.values():
+            if path.path_id and not path.abandoned and not path.peer_cid:
+                # Nothing can be sent on it before the peer's CID arrives (a path the client
+                # opened just before its CIDs reached us): only the idle timer runs.
+                if path.idle_at is not None:
+                    times.append(path.idle_at)
+                continue
             if path.path_id and not path.abandoned:
                 space = path.space
                 if space.ack_at is not None:
@@ -580,11 +600,15 @@ class IrohConnection:
             t = self._nat.next_deadline()
             if t is not None:
                 times.append(t)
+        if self._pending_open_at is not None:
+            times.append(self._pending_open_at)
         if self._offpath:
             times.append(0.0)
         return min(times) if times else None
 
     def _handle_path_timers(self, now: float) -> None:
+        if self._pending_open_at is not None and now >= self._pending_open_at:
+            self._retry_pending_opens(now)
         for path in list(self._paths.values()):
             if path.drain_at is not None:
                 if now >= path.drain_at:
@@ -636,7 +660,7 @@ class IrohConnection:
         if self._loss_at is not None and now >= self._loss_at:
             self._recovery.on_loss_detection_timeout(now=now)
         self._pacing_at = None
-        if len(self._paths) > 1 or self._nat is not None:
+        if len(self._paths) > 1 or self._nat is not None or self._pending_opens:
             self._handle_path_timers(now)
 
     def _on_probe(self) -> None:
@@ -1048,6 +1072,7 @@ class IrohConnection:
         cids[frame.sequence] = frame.connection_id
         if path_id:
             self._on_path_new_cid(path_id)
+            self._wake_pending_opens(now)
         if path_id == 0 and frame.retire_prior_to > self._retire_prior_to:
             self._retire_prior_to = frame.retire_prior_to
             for seq in [s for s in cids if s < frame.retire_prior_to]:
@@ -1101,6 +1126,28 @@ class IrohConnection:
         if frame.max_path_id > self._remote_max_path_id:
             self._remote_max_path_id = frame.max_path_id
             self._issue_path_cids()
+            self._wake_pending_opens(now)
+
+    def _on_paths_blocked(self, level: int, frame: PathsBlockedFrame, now: float) -> None:
+        # Informational: we raise MAX_PATH_ID as paths close, never on request.
+        self.peer_paths_blocked += 1
+
+    def _on_path_cids_blocked(self, level: int, frame: PathCidsBlockedFrame, now: float) -> None:
+        """The peer has no CID of ours for a path id: re-announce the live ones.
+
+        We always keep CIDS_PER_PATH live CIDs per path id, so a peer blocked on one most likely
+        lost the PATH_NEW_CONNECTION_ID frames; repeating a CID frame is harmless (RFC 9000 §19.15).
+        """
+        self.peer_path_cids_blocked += 1
+        if frame.path_id > self._local_max_path_id:
+            raise QuicProtocolViolation(
+                "PATH_CIDS_BLOCKED above our maximum path id",
+                code=PROTOCOL_VIOLATION,
+                frame_type=FrameType.PATH_CIDS_BLOCKED,
+            )
+        for seq in self._path_host_cids.get(frame.path_id, {}):
+            if (frame.path_id, seq) not in self._cids_to_announce:
+                self._cids_to_announce.append((frame.path_id, seq))
 
     def _on_immediate_ack(self, level: int, frame: ImmediateAckFrame, now: float) -> None:
         self._spaces[level].ack_at = now
@@ -1243,22 +1290,79 @@ class IrohConnection:
     def open_path(self, addr: Any, now: float, *, available: bool = False) -> int | None:
         """Open a new path to ``addr`` (client only); returns its id, None if blocked.
 
-        Blocked means no free path id or no CID from the peer for it yet: retry later.
+        Blocked means no free path id (we send PATHS_BLOCKED) or no CID from the peer for the
+        next one (PATH_CIDS_BLOCKED). The engine then retries by itself every
+        PENDING_OPEN_RETRY (and as soon as MAX_PATH_ID or a CID arrives) for up to
+        PENDING_OPEN_LIFETIME; a path opened later shows up as :class:`PathOpened`.
         """
+        return self._open_path(addr, now, available=available, from_nat=False)
+
+    def _open_path(self, addr: Any, now: float, *, available: bool, from_nat: bool) -> int | None:
         if not self._is_client:
             raise RuntimeError("only the client opens paths")
         if not self._multipath or not self._handshake_confirmed or self._closing:
             return None
+        path_id = self._try_open(addr, now, available)
+        if path_id is not None:
+            self._pending_opens.pop(addr, None)
+            return path_id
+        if addr not in self._pending_opens and len(self._pending_opens) >= MAX_PENDING_OPENS:
+            return None  # bounded: the NAT traversal round retries its hits anyway
+        self._pending_opens[addr] = (available, from_nat, now + PENDING_OPEN_LIFETIME)
+        if self._pending_open_at is None:
+            self._pending_open_at = now + PENDING_OPEN_RETRY
+        return None
+
+    def _try_open(self, addr: Any, now: float, available: bool) -> int | None:
+        """Open a path to ``addr`` now if a path id and a peer CID allow it."""
         for path in self._paths.values():
             if path.addr == addr and not path.abandoned:
                 return path.path_id
-        limit = min(self._local_max_path_id, self._remote_max_path_id)
+        if len(self._paths) >= MAX_PATHS:
+            return None
         path_id = self._next_path_id
-        if path_id > limit or not self._peer_cids.get(path_id) or len(self._paths) >= MAX_PATHS:
+        if path_id > self._remote_max_path_id:
+            # The peer's limit: tell it once per limit value (noq does the same).
+            if self._paths_blocked_sent != self._remote_max_path_id:
+                self._paths_blocked_sent = self._remote_max_path_id
+                self._queue_ctrl(PathsBlockedFrame(self._remote_max_path_id))
+            return None
+        if path_id > self._local_max_path_id:
+            return None  # our own limit: it grows as paths close
+        cids = self._peer_cids.get(path_id)
+        if not cids:
+            if path_id not in self._cids_blocked_sent:
+                self._cids_blocked_sent.add(path_id)
+                self._queue_ctrl(PathCidsBlockedFrame(path_id, 0))
             return None
         self._next_path_id += 1
+        self._cids_blocked_sent.discard(path_id)
         self._new_path(path_id, addr, now, available=available)
         return path_id
+
+    def _wake_pending_opens(self, now: float) -> None:
+        if self._pending_opens:
+            self._pending_open_at = now
+
+    def _retry_pending_opens(self, now: float) -> None:
+        """Retry blocked opens; drop those whose candidate is gone or that waited too long."""
+        nat = self._nat
+        remote = (
+            set(nat.remote_addresses.values()) if isinstance(nat, NatTraversalClient) else set()
+        )
+        for addr, (available, from_nat, give_up_at) in list(self._pending_opens.items()):
+            done = from_nat and _ip_of(addr) not in remote  # the candidate is gone
+            done = done or now >= give_up_at or self._closing
+            if done or self._try_open(addr, now, available) is not None:
+                del self._pending_opens[addr]
+        self._pending_open_at = now + PENDING_OPEN_RETRY if self._pending_opens else None
+
+    def _still_blocked(self, frame: Frame) -> bool:
+        if isinstance(frame, PathsBlockedFrame):
+            return frame.max_path_id == self._remote_max_path_id and bool(self._pending_opens)
+        if isinstance(frame, PathCidsBlockedFrame):
+            return not self._peer_cids.get(frame.path_id) and bool(self._pending_opens)
+        return True
 
     def close_path(self, path_id: int, now: float, error_code: int = 0) -> bool:
         """Abandon a path; refused (False) for the last usable one."""
@@ -1359,7 +1463,7 @@ class IrohConnection:
             return
         hit = nat.on_path_response(frame.data, ip)
         if hit is not None and isinstance(nat, NatTraversalClient):
-            self.open_path(addr, now, available=False)
+            self._open_path(addr, now, available=False, from_nat=True)
 
     def _on_path_new_cid(self, path_id: int) -> None:
         path = self._paths.get(path_id)
@@ -1862,7 +1966,7 @@ class IrohConnection:
             self._cids_to_announce.append((path_id, seq))
 
     def _on_ctrl_delivery(self, delivery: QuicDeliveryState, frame: Frame) -> None:
-        if delivery != QuicDeliveryState.ACKED and not self._closing:
+        if delivery != QuicDeliveryState.ACKED and not self._closing and self._still_blocked(frame):
             self._queue_ctrl(frame)
 
     def _on_retire_delivery(
@@ -1927,6 +2031,10 @@ def _frame_type_of(frame: Frame) -> int:
         return FrameType.PATH_ABANDON
     if isinstance(frame, MaxPathIdFrame):
         return FrameType.MAX_PATH_ID
+    if isinstance(frame, PathsBlockedFrame):
+        return FrameType.PATHS_BLOCKED
+    if isinstance(frame, PathCidsBlockedFrame):
+        return FrameType.PATH_CIDS_BLOCKED
     if isinstance(frame, RemoveAddressFrame):
         return FrameType.REMOVE_ADDRESS
     ipv6 = ip_address(frame.ip).version == 6  # type: ignore[union-attr]
@@ -1977,8 +2085,8 @@ _HANDLERS: Final[dict[type, Callable[[IrohConnection, int, Any, float], None]]] 
     ReachOutFrame: IrohConnection._on_reach_out,
     PathStatusFrame: IrohConnection._ignore,
     MaxPathIdFrame: IrohConnection._on_max_path_id,
-    PathsBlockedFrame: IrohConnection._ignore,
-    PathCidsBlockedFrame: IrohConnection._ignore,
+    PathsBlockedFrame: IrohConnection._on_paths_blocked,
+    PathCidsBlockedFrame: IrohConnection._on_path_cids_blocked,
 }
 
 

@@ -29,6 +29,12 @@ MAX_CHALLENGE_TRIES: Final = 8
 """PATH_CHALLENGEs sent on a new path before we give it up."""
 MIN_CHALLENGE_INTERVAL: Final = 0.05
 """Floor of the PATH_CHALLENGE retry interval (it follows the path's PTO otherwise)."""
+PENDING_OPEN_RETRY: Final = 0.333
+"""How often a blocked path open is retried (iroh's pending-path retry interval)."""
+PENDING_OPEN_LIFETIME: Final = 15.0
+"""A blocked open is given up after this long (a NAT traversal round finds the address again)."""
+MAX_PENDING_OPENS: Final = 8
+"""Blocked path opens kept for retry at once (one per candidate address)."""
 
 
 @dataclass
