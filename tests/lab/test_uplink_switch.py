@@ -42,10 +42,9 @@ async def test_uplink_switch_mid_transfer(server_nat: str) -> None:
     print(f"before the move: {before}; after: {result}")
     assert before.get("direct"), f"not direct before the move: {before}"
     assert result["ok"], result
-    if server_nat == "moderate" and not result["direct_at_end"]:
-        # Known gap: the connection survives on the relay, but with the server behind a
-        # port-restricted NAT the direct path is not re-punched within the window.
-        pytest.xfail("moved behind a new NAT: survives relayed, direct path not regained")
+    # With the server behind a port-restricted NAT, the server's probes of our new address
+    # can come long after our own (its REACH_OUT waits behind bulk data on the relay); the
+    # client then challenges the probe's source back, which opens the direct path.
     assert result["direct_at_end"], result
     # The direct path at the end goes through the new router's public address or the server's.
     print(f"moved mid-transfer: {result['seconds']:.1f}s, paths {result['paths']}")

@@ -46,6 +46,11 @@ class Net:
         )
         self.server: IrohConnection | None = None
         self.direct_up = True
+        # A port-restricted NAT in front of the server: the client's direct datagrams pass
+        # only once the server has sent one to the client's direct address.
+        self.server_nat = False
+        self.server_nat_open = False
+        self.relay_delay_to_server = DELAY_RELAY
         self.queue: list[tuple[float, str, bytes, Any]] = []  # (due, receiver, data, src)
         self.events: dict[str, list[events.QuicEvent]] = {"client": [], "server": []}
         self.direct_datagrams = {"client": 0, "server": 0}
@@ -54,7 +59,9 @@ class Net:
     def _route(self, sender: str, dst: Any) -> tuple[str, Any, float] | None:
         if sender == "client":
             if dst == RELAY_AT_CLIENT:
-                return "server", RELAY_AT_SERVER, DELAY_RELAY
+                return "server", RELAY_AT_SERVER, self.relay_delay_to_server
+            if dst == SERVER_IP and self.server_nat and not self.server_nat_open:
+                return None
             if dst == SERVER_IP and self.direct_up:
                 return "server", CLIENT_IP, DELAY_DIRECT
             if dst == SERVER_IP2:
@@ -63,6 +70,7 @@ class Net:
             if dst == RELAY_AT_SERVER:
                 return "client", RELAY_AT_CLIENT, DELAY_RELAY
             if dst == CLIENT_IP and self.direct_up:
+                self.server_nat_open = True
                 return "client", SERVER_IP, DELAY_DIRECT
             if dst == CLIENT_IP2:
                 return "client", SERVER_IP2, DELAY_DIRECT
@@ -201,6 +209,10 @@ def test_client_close_path_frees_a_path_id() -> None:
     net = Net()
     _upgrade(net)
     (opened,) = net.of("client", PathOpened)
+    # Let the holepunch round end first: a probe answered later would open a path again.
+    server = net.server
+    assert server is not None
+    net.run_until(lambda: all(c._nat.next_deadline() is None for c in (net.client, server)))
     assert net.client.close_path(opened.path_id, net.now)
     net.run_until(lambda: bool(net.of("server", PathAbandoned)))
     net.run_until(lambda: net.client.remote_address == RELAY_AT_CLIENT)
@@ -260,3 +272,30 @@ def test_path_cids_blocked_once_then_open_after_new_cids() -> None:
     net.run_until(lambda: net.now >= until)
     assert server.peer_path_cids_blocked == 1
     assert server.peer_paths_blocked == 0
+
+
+def test_late_server_probe_is_challenged_back() -> None:
+    """The server's probes arrive after the client's round is over (its REACH_OUT was stuck
+    behind bulk data on the relay) and its NAT dropped all our probes: answering its probe
+    with a challenge of our own still opens the direct path."""
+    net = Net()
+    net.server_nat = True
+    net.run_until(lambda: len(net.of("client", events.HandshakeCompleted)) == 1)
+    net.run_until(lambda: net.server is not None and net.server.nat_traversal_negotiated)
+    server = net.server
+    assert server is not None
+    server.add_nat_address(*SERVER_IP)
+    net.client.add_nat_address(*CLIENT_IP)
+    net.run_until(lambda: net.client.nat_remote_addresses() == [SERVER_IP])
+    net.relay_delay_to_server = 10.0
+    start = net.now
+    net.client.initiate_nat_traversal_round(net.now)
+    # All of the client's probes hit the server's NAT before the server hears of the round.
+    net.run_until(lambda: net.now >= start + 9.0)
+    assert not net.of("client", PathOpened) and not net.server_nat_open
+    net.relay_delay_to_server = DELAY_RELAY
+    net.run_until(lambda: bool(net.of("client", PathOpened)) or net.now > start + 30.0)
+    (opened,) = net.of("client", PathOpened)
+    assert opened.remote == SERVER_IP
+    net.run_until(lambda: bool(net.of("server", PathOpened)) or net.now > start + 30.0)
+    assert [e.remote for e in net.of("server", PathOpened)] == [CLIENT_IP]

@@ -1692,10 +1692,14 @@ class IrohConnection:
                 if (
                     reflexive is not None
                     and isinstance(nat, NatTraversalClient)
-                    and reflexive not in nat.remote_addresses.values()
+                    and self._wants_path_to(reflexive)
                 ):
-                    # Client: challenge a probe's unadvertised (peer-reflexive) source too,
-                    # so an answer from there opens a path (wire doc §3.4 step 5).
+                    # Client: challenge the probe's source too, so an answer from there opens
+                    # a path (wire doc §3.4 step 5): its unadvertised (peer-reflexive) source,
+                    # or an advertised one we have no live path to. The latter matters when
+                    # the server's probes come late (REACH_OUT queued behind bulk data on the
+                    # relay after we moved): our own probes of that round are long over, and
+                    # without this the direct path would wait for the next round.
                     bundled = nat.reflexive_challenge(reflexive)
                     builder.start_frame(FrameType.PATH_CHALLENGE, capacity=9).push_bytes(bundled)
                 if is_response:
@@ -1707,6 +1711,18 @@ class IrohConnection:
             path.pn = builder.packet_number
             for datagram in datagrams:
                 out.append((datagram, addr))
+
+    def _wants_path_to(self, ip: Addr) -> bool:
+        """Client: whether a probe from ``ip`` should be challenged back (see above)."""
+        nat = self._nat
+        if not isinstance(nat, NatTraversalClient) or ip not in nat.remote_addresses.values():
+            return True
+        # Only while no direct path is alive: with one, the next round is soon enough, and
+        # a redundant path the path manager closed is not reopened by a late probe.
+        return not any(
+            not p.abandoned and p.validated and _ip_of(p.addr) is not None
+            for p in self._paths.values()
+        )
 
     def _probe_path(self) -> PathState | None:
         """The validated path whose CID and PN space carry NAT probes (path 0 if possible)."""

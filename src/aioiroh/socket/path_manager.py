@@ -135,6 +135,7 @@ class PathManager:
         if chosen is not None and chosen != self.selected:
             self.selected = int(chosen)  # type: ignore[call-overload]
             remote = next(s.remote for s in live if s.path_id == chosen)
+            logger.debug("path %s selected: %s", self.selected, remote)
             self.on_event(PathEvent("selected", self.selected, remote))
         if self.selected is not None:
             for s in live:
@@ -149,9 +150,11 @@ class PathManager:
         for s in snaps:
             if s.validated and not s.abandoned and s.path_id not in self._known:
                 self._known[s.path_id] = s.remote
+                logger.debug("path %s opened: %s", s.path_id, s.remote)
                 self.on_event(PathEvent("opened", s.path_id, s.remote))
             elif s.abandoned and s.path_id in self._known:
                 del self._known[s.path_id]
+                logger.debug("path %s closed: %s", s.path_id, s.remote)
                 self.on_event(PathEvent("closed", s.path_id, s.remote))
                 if self.engine.is_client and path_kind(s.remote) != "relay":
                     # A direct path died: look for one again (still at most one round per 5 s).
@@ -193,4 +196,9 @@ class PathManager:
             logger.debug("no NAT traversal round: %s", exc)
             schedule.round_failed(now, "not_negotiated")
         else:
+            logger.debug(
+                "NAT traversal round: local %s, remote %s",
+                self._local,
+                engine.nat_remote_addresses(),
+            )
             schedule.round_started(now)
