@@ -11,8 +11,9 @@ iroh's transport parameters (:mod:`.transport_parameters`), stream flow control
 
 Milestones implemented: M1 (single path, RFC 9000 peer) and M2 (multipath negotiated through
 ``initial_max_path_id``, only path 0 used: our 1-RTT ACKs become PATH_ACK, CIDs are announced with
-PATH_NEW_CONNECTION_ID, and iroh's path frames are accepted). Opening further paths (M3+) is not
-implemented; paths the peer announces CIDs for are remembered but never used.
+PATH_NEW_CONNECTION_ID, and iroh's path frames are accepted), M3+ (the client opens more paths,
+the server accepts them; a blocked open sends PATHS_BLOCKED / PATH_CIDS_BLOCKED once and is
+retried) and n0 NAT traversal (ADD_ADDRESS / REACH_OUT rounds, off-path probes).
 
 No asyncio, sockets, clocks or global randomness here: time comes in as ``now`` and random bytes
 from the injectable ``random_bytes`` callable (``os.urandom`` by default).
