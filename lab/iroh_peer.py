@@ -28,6 +28,32 @@ def emit(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+async def wait_direct(conn: Any, start: float, wait: float) -> float | None:
+    """Seconds from ``start`` until ``conn.paths()`` shows a selected IP path, or None.
+
+    Polls: Rust's binding has no awaitable path change, and both implementations are watched
+    the same way so their times compare.
+    """
+    deadline = start + wait
+    while True:
+        if any(p.is_selected and p.is_ip for p in conn.paths()):
+            return time.monotonic() - start
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(POLL)
+
+
+def report(connect_s: float, direct_at: float | None) -> None:
+    emit(
+        {
+            "established": True,
+            "direct": direct_at is not None,
+            "connect_s": connect_s,
+            "time_to_direct": direct_at,
+        }
+    )
+
+
 async def stdin_closed() -> None:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)
@@ -89,24 +115,9 @@ async def ours_dial(ip: str, relay: str, peer: str, addrs: list[str], wait: floa
         await send.write_all(b"ping")
         await send.finish()
         assert await recv.read_to_end(100) == b"ping"
-        direct_at = None
-        deadline = start + wait
-        while True:
-            if any(p.is_selected and p.is_ip for p in conn.paths()):
-                direct_at = time.monotonic() - start
-                break
-            if time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(POLL)
+        direct_at = await wait_direct(conn, start, wait)
         conn.close(0, b"done")
-        emit(
-            {
-                "established": True,
-                "direct": direct_at is not None,
-                "connect_s": connect_s,
-                "time_to_direct": direct_at,
-            }
-        )
+        report(connect_s, direct_at)
     finally:
         await ep.close()
 
@@ -179,24 +190,9 @@ async def rust_dial(ip: str, relay: str, peer: str, addrs: list[str], wait: floa
         await bi.send().write_all(b"ping")
         await bi.send().finish()
         assert bytes(await bi.recv().read_to_end(100)) == b"ping"
-        direct_at = None
-        deadline = start + wait
-        while True:
-            if any(p.is_selected and p.is_ip for p in conn.paths()):
-                direct_at = time.monotonic() - start
-                break
-            if time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(POLL)
+        direct_at = await wait_direct(conn, start, wait)
         conn.close(0, b"done")
-        emit(
-            {
-                "established": True,
-                "direct": direct_at is not None,
-                "connect_s": connect_s,
-                "time_to_direct": direct_at,
-            }
-        )
+        report(connect_s, direct_at)
     finally:
         await ep.close()
 
