@@ -185,8 +185,15 @@ class MagicSocket:
     # -- inbound ---------------------------------------------------------------------------
 
     def _on_udp_batch(self, batch: Batch) -> None:
+        # One clock read and one path object per sender for the whole batch (a GRO batch is
+        # mostly one peer): this runs per datagram at full speed.
+        now = self.loop.time()
+        paths: dict[tuple[str, int], IpPath] = {}
         for data, addr in batch:
-            self.receive(data, IpPath(addr[0], addr[1]))
+            path = paths.get(addr)
+            if path is None:
+                path = paths[addr] = IpPath(addr[0], addr[1])
+            self.receive(data, path, now)
         self._flush_touched()
 
     def on_relay_datagram(self, url: RelayUrl, src: PublicKey, data: bytes) -> None:
@@ -205,7 +212,7 @@ class MagicSocket:
         for driver in touched:
             driver.flush()
 
-    def receive(self, data: bytes, path: NetworkPath) -> None:
+    def receive(self, data: bytes, path: NetworkPath, now: float | None = None) -> None:
         self.stats.recv_datagrams += 1
         if self.blackholed and path in self.blackholed:
             return
@@ -228,7 +235,8 @@ class MagicSocket:
             if driver is None:
                 self.stats.dropped_unknown_cid += 1
                 return
-        now = self.loop.time()
+        if now is None:
+            now = self.loop.time()
         try:
             driver.receive(data, path, now)
         except Exception:  # a malformed packet must never take the socket down
