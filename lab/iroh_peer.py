@@ -1,11 +1,16 @@
 """An iroh endpoint for the NAT matrix, in either implementation, driven by arguments.
 
-``python -m lab.iroh_peer IMPL serve BIND_IP RELAY_URL [EXTERNAL_ADDR]`` prints
+``python -m lab.iroh_peer IMPL serve BIND_IP RELAY_URL [PUBLIC_IP]`` prints
 ``{"id": ..., "addrs": [...]}`` once online, then echoes bi-streams until stdin closes.
-``python -m lab.iroh_peer IMPL dial BIND_IP RELAY_URL PEER_ID ADDRS_JSON WAIT`` connects
+``python -m lab.iroh_peer IMPL dial BIND_IP RELAY_URL PEER_ID ADDRS_JSON WAIT [PUBLIC_IP]`` connects
 (relay plus the given direct addresses), echoes once, then watches for up to WAIT seconds for a
 direct path to be selected, and prints ``{"established", "direct", "connect_s",
 "time_to_direct"}``. IMPL is ``ours`` (aioiroh) or ``rust`` (PyPI iroh).
+
+PUBLIC_IP is given only for a Rust peer behind a NAT that keeps source ports (open, moderate):
+Rust checks a relay's QAD certificate against web PKI roots and so cannot learn its public
+address from a lab relay; it is told ``PUBLIC_IP:<bound port>`` with ``add_external_addr``
+instead (natlab-recipe §7). aioiroh peers ignore it and use the relay's QAD.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ async def stdin_closed() -> None:
 # -- aioiroh ---------------------------------------------------------------------------------
 
 
-async def ours_serve(ip: str, relay: str, external: str | None) -> None:
+async def ours_serve(ip: str, relay: str, public_ip: str | None) -> None:
     from aioiroh import Endpoint, IrohError, RelayMode
 
     ep = await Endpoint.bind(
@@ -89,8 +94,6 @@ async def ours_serve(ip: str, relay: str, external: str | None) -> None:
         # Like Rust's online() waiting for a net report: know our public address first.
         await ep.reflexive_addresses(timeout=QAD_WAIT)
         addrs = [f"{h}:{p}" for h, p in ep.direct_addresses()]
-        if external:
-            addrs.append(external)
         emit({"id": str(ep.id), "addrs": addrs})
         loop_task = asyncio.create_task(accept_loop())
         await stdin_closed()
@@ -99,7 +102,9 @@ async def ours_serve(ip: str, relay: str, external: str | None) -> None:
         await ep.close()
 
 
-async def ours_dial(ip: str, relay: str, peer: str, addrs: list[str], wait: float) -> None:
+async def ours_dial(
+    ip: str, relay: str, peer: str, addrs: list[str], wait: float, public_ip: str | None
+) -> None:
     from aioiroh import Endpoint, EndpointAddr, RelayMode
 
     ep = await Endpoint.bind(
@@ -140,7 +145,18 @@ def rust_v4(ep: Any) -> list[str]:
     return [str(s) for s in ep.bound_sockets() if not str(s).startswith("[")]
 
 
-async def rust_serve(ip: str, relay: str, external: str | None) -> None:
+async def rust_external(ep: Any, public_ip: str | None) -> str | None:
+    """Tell a Rust peer its public address (``PUBLIC_IP:<bound port>``); the QAD stand-in."""
+    if not public_ip:
+        return None
+    port = rust_v4(ep)[0].rsplit(":", 1)[1]
+    external = f"{public_ip}:{port}"
+    # A coroutine in the binding: without the await it silently does nothing.
+    await ep.add_external_addr(external)
+    return external
+
+
+async def rust_serve(ip: str, relay: str, public_ip: str | None) -> None:
     ep = await rust_bind(ip, relay, [ALPN])
 
     async def echo(conn: Any) -> None:
@@ -162,10 +178,7 @@ async def rust_serve(ip: str, relay: str, external: str | None) -> None:
             t.add_done_callback(tasks.discard)
 
     try:
-        if external:
-            # Rust cannot use a lab relay's QAD (it checks web PKI), so tell it its public
-            # address where the NAT keeps ports.
-            ep.add_external_addr(external)
+        external = await rust_external(ep, public_ip)
         await asyncio.wait_for(ep.online(), 30)
         addrs = rust_v4(ep) + ([external] if external else [])
         emit({"id": str(ep.id()), "addrs": addrs})
@@ -176,11 +189,14 @@ async def rust_serve(ip: str, relay: str, external: str | None) -> None:
         await ep.close()
 
 
-async def rust_dial(ip: str, relay: str, peer: str, addrs: list[str], wait: float) -> None:
+async def rust_dial(
+    ip: str, relay: str, peer: str, addrs: list[str], wait: float, public_ip: str | None
+) -> None:
     import iroh
 
     ep = await rust_bind(ip, relay, [])
     try:
+        await rust_external(ep, public_ip)
         await asyncio.wait_for(ep.online(), 30)
         start = time.monotonic()
         target = iroh.EndpointAddr(iroh.EndpointId.from_string(peer), relay, addrs)
@@ -200,13 +216,14 @@ async def rust_dial(ip: str, relay: str, peer: str, addrs: list[str], wait: floa
 def main(argv: list[str]) -> None:
     impl, role, ip, relay = argv[:4]
     if role == "serve":
-        external = argv[4] if len(argv) > 4 and argv[4] else None
+        public_ip = argv[4] if len(argv) > 4 and argv[4] else None
         fn = ours_serve if impl == "ours" else rust_serve
-        asyncio.run(fn(ip, relay, external))
+        asyncio.run(fn(ip, relay, public_ip))
     else:
         peer, addrs, wait = argv[4], json.loads(argv[5]), float(argv[6])
+        public_ip = argv[7] if len(argv) > 7 and argv[7] else None
         fn2 = ours_dial if impl == "ours" else rust_dial
-        asyncio.run(fn2(ip, relay, peer, addrs, wait))
+        asyncio.run(fn2(ip, relay, peer, addrs, wait, public_ip))
 
 
 if __name__ == "__main__":

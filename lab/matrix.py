@@ -48,6 +48,15 @@ class CellResult:
         return "relayed"
 
 
+def _public_ip_for(impl: str, nat: str, public_ip: str) -> str:
+    """The public IP a Rust peer is told (as ``add_external_addr``), or "" for none.
+
+    Only NAT kinds with endpoint-independent mapping keep the bound source port, so only there
+    is ``public_ip:<bound port>`` the true mapping; aioiroh peers learn theirs by QAD.
+    """
+    return public_ip if impl == "rust" and nat in ("open", "moderate") else ""
+
+
 async def run_cell(
     server_nat: str, client_nat: str, server_impl: str, client_impl: str, wait_direct: float
 ) -> CellResult:
@@ -71,18 +80,16 @@ async def run_cell(
         try:
             # Peers must not race the relay's startup (Rust backs off for long after a miss).
             await relay.recv(timeout=30)
-            external = ""
-            if server_impl == "rust" and server_nat in ("open", "moderate"):
-                external = "{wan}:PORT"  # filled after bind: the peer reports its port
             server = await srv_dev.spawn_python(
-                "lab.iroh_peer", server_impl, "serve", srv_dev.ip, url, ""
+                "lab.iroh_peer",
+                server_impl,
+                "serve",
+                srv_dev.ip,
+                url,
+                _public_ip_for(server_impl, server_nat, srv_dev.public_ip),
             )
             hello = await server.recv(timeout=40)
             addrs = list(hello["addrs"])
-            if external:
-                # NAT kinds with endpoint-independent mapping keep the source port here.
-                port = addrs[0].rsplit(":", 1)[1]
-                addrs.append(f"{srv_dev.public_ip}:{port}")
             result = await cli_dev.run_json(
                 "lab.iroh_peer",
                 client_impl,
@@ -92,6 +99,7 @@ async def run_cell(
                 hello["id"],
                 json.dumps(addrs),
                 str(wait_direct),
+                _public_ip_for(client_impl, client_nat, cli_dev.public_ip),
                 timeout=60,
             )
             return CellResult(
