@@ -1,20 +1,23 @@
 """An iroh endpoint for the NAT matrix, in either implementation, driven by arguments.
 
-``python -m lab.iroh_peer IMPL serve BIND_IP RELAY_URL [PUBLIC_IP]`` prints
+``python -m lab.iroh_peer IMPL serve BIND_IP RELAY_URL [OPTIONS]`` prints
 ``{"id": ..., "addrs": [...]}`` once online, then echoes bi-streams until stdin closes.
-``python -m lab.iroh_peer IMPL dial BIND_IP RELAY_URL PEER_ID ADDRS_JSON WAIT [PUBLIC_IP]`` connects
+``python -m lab.iroh_peer IMPL dial BIND_IP RELAY_URL PEER_ID ADDRS_JSON WAIT [OPTIONS]`` connects
 (relay plus the given direct addresses), echoes once, then watches for up to WAIT seconds for a
 direct path to be selected, and prints ``{"established", "direct", "connect_s",
 "time_to_direct"}``. IMPL is ``ours`` (aioiroh) or ``rust`` (PyPI iroh).
 
-PUBLIC_IP is given only for a Rust peer behind a NAT that keeps source ports (open, moderate):
-Rust checks a relay's QAD certificate against web PKI roots and so cannot learn its public
-address from a lab relay; it is told ``PUBLIC_IP:<bound port>`` with ``add_external_addr``
-instead (natlab-recipe §7). aioiroh peers ignore it and use the relay's QAD.
+Options: ``--public-ip IP`` is given only for a Rust peer behind a NAT that keeps source ports
+(open, moderate): Rust checks a relay's QAD certificate against web PKI roots and so cannot
+learn its public address from a lab relay; it is told ``IP:<bound port>`` with
+``add_external_addr`` instead (natlab-recipe §7). aioiroh peers ignore it and use the relay's
+QAD. ``--hard-nat`` makes an aioiroh peer take part in the birthday hard-NAT attempt
+(``Endpoint.bind(hard_nat=True)``); the dialer then also reports the attempt's counters.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -48,13 +51,14 @@ async def wait_direct(conn: Any, start: float, wait: float) -> float | None:
         await asyncio.sleep(POLL)
 
 
-def report(connect_s: float, direct_at: float | None) -> None:
+def report(connect_s: float, direct_at: float | None, **extra: Any) -> None:
     emit(
         {
             "established": True,
             "direct": direct_at is not None,
             "connect_s": connect_s,
             "time_to_direct": direct_at,
+            **extra,
         }
     )
 
@@ -67,11 +71,15 @@ async def stdin_closed() -> None:
 # -- aioiroh ---------------------------------------------------------------------------------
 
 
-async def ours_serve(ip: str, relay: str, public_ip: str | None) -> None:
+async def ours_serve(ip: str, relay: str, public_ip: str | None, hard_nat: bool) -> None:
     from aioiroh import Endpoint, IrohError, RelayMode
 
     ep = await Endpoint.bind(
-        alpns=[ALPN], bind_addr=f"{ip}:0", bind_addr_v6=False, relay_mode=RelayMode.custom([relay])
+        alpns=[ALPN],
+        bind_addr=f"{ip}:0",
+        bind_addr_v6=False,
+        relay_mode=RelayMode.custom([relay]),
+        hard_nat=hard_nat,
     )
 
     async def echo(conn: Any) -> None:
@@ -103,12 +111,21 @@ async def ours_serve(ip: str, relay: str, public_ip: str | None) -> None:
 
 
 async def ours_dial(
-    ip: str, relay: str, peer: str, addrs: list[str], wait: float, public_ip: str | None
+    ip: str,
+    relay: str,
+    peer: str,
+    addrs: list[str],
+    wait: float,
+    public_ip: str | None,
+    hard_nat: bool,
 ) -> None:
     from aioiroh import Endpoint, EndpointAddr, RelayMode
 
     ep = await Endpoint.bind(
-        bind_addr=f"{ip}:0", bind_addr_v6=False, relay_mode=RelayMode.custom([relay])
+        bind_addr=f"{ip}:0",
+        bind_addr_v6=False,
+        relay_mode=RelayMode.custom([relay]),
+        hard_nat=hard_nat,
     )
     try:
         await asyncio.wait_for(ep.online(), 30)
@@ -121,8 +138,12 @@ async def ours_dial(
         await send.finish()
         assert await recv.read_to_end(100) == b"ping"
         direct_at = await wait_direct(conn, start, wait)
+        attempt = conn.hard_nat_attempt()
         conn.close(0, b"done")
-        report(connect_s, direct_at)
+        extra = {}
+        if attempt is not None:
+            extra["hard_nat"] = {"sent": attempt.sent, "matched": len(attempt.matched)}
+        report(connect_s, direct_at, **extra)
     finally:
         await ep.close()
 
@@ -156,7 +177,7 @@ async def rust_external(ep: Any, public_ip: str | None) -> str | None:
     return external
 
 
-async def rust_serve(ip: str, relay: str, public_ip: str | None) -> None:
+async def rust_serve(ip: str, relay: str, public_ip: str | None, hard_nat: bool) -> None:
     ep = await rust_bind(ip, relay, [ALPN])
 
     async def echo(conn: Any) -> None:
@@ -190,7 +211,13 @@ async def rust_serve(ip: str, relay: str, public_ip: str | None) -> None:
 
 
 async def rust_dial(
-    ip: str, relay: str, peer: str, addrs: list[str], wait: float, public_ip: str | None
+    ip: str,
+    relay: str,
+    peer: str,
+    addrs: list[str],
+    wait: float,
+    public_ip: str | None,
+    hard_nat: bool,
 ) -> None:
     import iroh
 
@@ -214,16 +241,22 @@ async def rust_dial(
 
 
 def main(argv: list[str]) -> None:
-    impl, role, ip, relay = argv[:4]
-    if role == "serve":
-        public_ip = argv[4] if len(argv) > 4 and argv[4] else None
-        fn = ours_serve if impl == "ours" else rust_serve
-        asyncio.run(fn(ip, relay, public_ip))
+    parser = argparse.ArgumentParser(prog="python -m lab.iroh_peer")
+    parser.add_argument("impl", choices=["ours", "rust"])
+    parser.add_argument("role", choices=["serve", "dial"])
+    parser.add_argument("ip")
+    parser.add_argument("relay")
+    parser.add_argument("rest", nargs="*", help="dial: PEER_ID ADDRS_JSON WAIT")
+    parser.add_argument("--public-ip", default=None)
+    parser.add_argument("--hard-nat", action="store_true")
+    args = parser.parse_args(argv)
+    if args.role == "serve":
+        fn = ours_serve if args.impl == "ours" else rust_serve
+        asyncio.run(fn(args.ip, args.relay, args.public_ip, args.hard_nat))
     else:
-        peer, addrs, wait = argv[4], json.loads(argv[5]), float(argv[6])
-        public_ip = argv[7] if len(argv) > 7 and argv[7] else None
-        fn2 = ours_dial if impl == "ours" else rust_dial
-        asyncio.run(fn2(ip, relay, peer, addrs, wait, public_ip))
+        peer, addrs, wait = args.rest[0], json.loads(args.rest[1]), float(args.rest[2])
+        fn2 = ours_dial if args.impl == "ours" else rust_dial
+        asyncio.run(fn2(args.ip, args.relay, peer, addrs, wait, args.public_ip, args.hard_nat))
 
 
 if __name__ == "__main__":

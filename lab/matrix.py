@@ -39,6 +39,8 @@ class CellResult:
     connect_s: float | None
     time_to_direct: float | None
     error: str | None = None
+    hard_nat: dict[str, int] | None = None
+    """The dialer's birthday attempt counters (``sent``, ``matched``), if one ran."""
 
     def label(self) -> str:
         if not self.established:
@@ -48,18 +50,26 @@ class CellResult:
         return "relayed"
 
 
-def _public_ip_for(impl: str, nat: str, public_ip: str) -> str:
-    """The public IP a Rust peer is told (as ``add_external_addr``), or "" for none.
-
-    Only NAT kinds with endpoint-independent mapping keep the bound source port, so only there
-    is ``public_ip:<bound port>`` the true mapping; aioiroh peers learn theirs by QAD.
-    """
-    return public_ip if impl == "rust" and nat in ("open", "moderate") else ""
+def _options(impl: str, nat: str, public_ip: str, hard_nat: bool) -> list[str]:
+    """Peer options: a Rust peer is told its public IP (for ``add_external_addr``) behind NAT
+    kinds that keep the bound source port, the only ones where ``public_ip:<bound port>`` is
+    the true mapping (aioiroh peers learn theirs by QAD); aioiroh peers may join the birthday
+    hard-NAT attempt."""
+    if impl == "rust":
+        return ["--public-ip", public_ip] if nat in ("open", "moderate") else []
+    return ["--hard-nat"] if hard_nat else []
 
 
 async def run_cell(
-    server_nat: str, client_nat: str, server_impl: str, client_impl: str, wait_direct: float
+    server_nat: str,
+    client_nat: str,
+    server_impl: str,
+    client_impl: str,
+    wait_direct: float,
+    *,
+    hard_nat: bool = False,
 ) -> CellResult:
+    """One cell in a fresh lab. ``hard_nat``: aioiroh peers join the birthday attempt."""
     with Lab() as lab:
         relay_host = lab.host("relay")
         relay = await relay_host.spawn_python(
@@ -86,7 +96,7 @@ async def run_cell(
                 "serve",
                 srv_dev.ip,
                 url,
-                _public_ip_for(server_impl, server_nat, srv_dev.public_ip),
+                *_options(server_impl, server_nat, srv_dev.public_ip, hard_nat),
             )
             hello = await server.recv(timeout=40)
             addrs = list(hello["addrs"])
@@ -99,7 +109,7 @@ async def run_cell(
                 hello["id"],
                 json.dumps(addrs),
                 str(wait_direct),
-                _public_ip_for(client_impl, client_nat, cli_dev.public_ip),
+                *_options(client_impl, client_nat, cli_dev.public_ip, hard_nat),
                 timeout=60,
             )
             return CellResult(
@@ -111,6 +121,7 @@ async def run_cell(
                 bool(result.get("direct")),
                 result.get("connect_s"),
                 result.get("time_to_direct"),
+                hard_nat=result.get("hard_nat"),
             )
         except Exception as exc:
             return CellResult(

@@ -24,6 +24,7 @@ from ..errors import (
     TimedOut,
 )
 from ..socket.driver import MAX_PATH_EVENT_QUEUE
+from ..socket.hard_nat import HardNatStats
 from ..socket.path_manager import PathEvent
 from ..socket.paths import IpPath, RelayPath
 from .aioquic_view import AioquicView
@@ -155,6 +156,12 @@ class Connection:
     def rtt(self) -> float | None:
         """Smoothed round-trip time in seconds (None before the first sample)."""
         return self._quic.smoothed_rtt
+
+    def hard_nat_attempt(self) -> HardNatStats | None:
+        """What the birthday hard-NAT attempt did on this connection, None if none ran
+        (``Endpoint.bind(hard_nat=True)`` on both sides, and no direct path 2 s in)."""
+        attempt = self._driver.hard_nat
+        return None if attempt is None else attempt.stats()
 
     def paths(self) -> list[PathInfo]:
         """The network paths of this connection; the selected one is marked.

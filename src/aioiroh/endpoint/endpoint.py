@@ -102,6 +102,7 @@ class Endpoint:
         relay_config: RelayTransportConfig | None = None,
         address_lookup: Iterable[AddressLookup] | AddressLookupServices | None = None,
         nat_traversal: bool = True,
+        hard_nat: bool = False,
     ) -> Endpoint:
         """Bind a new endpoint.
 
@@ -114,6 +115,11 @@ class Endpoint:
         and resolve others' (pkarr, DNS, mDNS, memory); with them ``connect(endpoint_id)``
         works without addresses. ``nat_traversal``: offer iroh's QUIC NAT traversal so
         relayed connections upgrade to direct paths (turn off to stay on the first path).
+        ``hard_nat``: also take part in aioiroh's birthday hard-NAT attempt with peers that
+        offer it too: when no direct path exists 2 s after the handshake, both sides send a
+        bounded burst of probes from 384 extra sockets and to 2048 random ports per public
+        peer IP, which can connect a strict (symmetric) NAT to a port-keeping one. Off by
+        default: it is aggressive towards the peer's NAT, and Rust iroh has no counterpart.
         """
         ep = cls(secret_key or SecretKey.generate(), alpns, relay_mode or RelayMode.disabled())
         ep._socket = MagicSocket(
@@ -132,6 +138,7 @@ class Endpoint:
         else:
             v6 = _parse_bind(bind_addr_v6, ("::", 0))
         ep._socket.nat_traversal = nat_traversal
+        ep._socket.hard_nat = hard_nat and nat_traversal
         ep._socket.local_candidates = ep.direct_addresses
         ep._socket.bind(v4, v6)
         relay_map = ep.relay_mode.relay_map()

@@ -234,11 +234,13 @@ class IrohConnection:
         settings: QuicSettings | None = None,
         max_path_id: int | None = 7,
         nat_traversal: bool = True,
+        hard_nat: bool = False,
         random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         """``max_path_id`` is the initial_max_path_id we offer (None: no multipath).
 
-        ``nat_traversal`` offers n0 NAT traversal (needs multipath).
+        ``nat_traversal`` offers n0 NAT traversal (needs multipath); ``hard_nat`` also offers
+        aioiroh's birthday hard-NAT attempt (our own transport parameter; needs both).
         """
         self.settings = settings or QuicSettings()
         self._is_client = is_client
@@ -315,6 +317,9 @@ class IrohConnection:
         self._nat_local: dict[tuple[str, int], None] = {}
         self._nat: NatTraversalClient | NatTraversalServer | None = None
         self._qnt_offer = nat_traversal and max_path_id is not None
+        self._hard_nat_offer = hard_nat and self._qnt_offer
+        # Server: addresses the client reached out from (REACH_OUT), newest round last.
+        self._nat_reach_outs: dict[tuple[str, int], None] = {}
 
         self.streams = StreamManager(
             is_client=is_client,
@@ -385,6 +390,7 @@ class IrohConnection:
             multipath=self._max_path_id is not None,
             nat_traversal=self._qnt_offer,
         )
+        params.hard_nat = self._hard_nat_offer
         params.initial_max_path_id = self._max_path_id
         params.min_ack_delay = None
         quic = params.quic
@@ -1478,6 +1484,25 @@ class IrohConnection:
         """Whether both sides offered n0 NAT traversal (and multipath)."""
         return self._nat is not None
 
+    @property
+    def hard_nat_negotiated(self) -> bool:
+        """Whether both sides offered the birthday hard-NAT attempt (and NAT traversal)."""
+        peer = self._peer_tp
+        return self._hard_nat_offer and self._nat is not None and peer is not None and peer.hard_nat
+
+    @property
+    def original_destination_cid(self) -> bytes:
+        """The client's first destination CID: the same bytes on both sides."""
+        return self._odcid
+
+    def nat_peer_addresses(self) -> list[Any]:
+        """The peer's candidate addresses: the server's ADD_ADDRESSes (client) or the
+        addresses the client reached out from (server), as engine addresses."""
+        nat = self._nat
+        if isinstance(nat, NatTraversalClient):
+            return self.nat_remote_addresses()
+        return [self.make_addr(host, port) for host, port in self._nat_reach_outs]
+
     def add_nat_address(self, host: str, port: int) -> None:
         """Add one of our candidate addresses (server: announced with ADD_ADDRESS)."""
         key = (host, port)
@@ -1546,6 +1571,11 @@ class IrohConnection:
     def _on_reach_out(self, level: int, frame: ReachOutFrame, now: float) -> None:
         if isinstance(self._nat, NatTraversalServer):
             self._nat_guard(lambda nat: nat.on_reach_out(frame, now))
+            key = (str(frame.ip), frame.port)
+            self._nat_reach_outs.pop(key, None)
+            self._nat_reach_outs[key] = None
+            while len(self._nat_reach_outs) > IROH_NAT_TRAVERSAL_ADDRESSES:
+                del self._nat_reach_outs[next(iter(self._nat_reach_outs))]
 
     def _nat_guard(self, call: Callable[[Any], Any]) -> None:
         try:

@@ -6,7 +6,9 @@ know with its own id/length loop over the same bytes:
 - ``initial_max_path_id`` (0x3e, varint) for multipath;
 - n0 NAT traversal (0x3d7f91120401), whose value is **one raw byte** 1..255, not a varint;
 - the QAD role (0x9f81a176, varint 0/1/2);
-- ``min_ack_delay`` (0xff04de1b, varint microseconds) from the ack-frequency draft.
+- ``min_ack_delay`` (0xff04de1b, varint microseconds) from the ack-frequency draft;
+- aioiroh's own ``hard_nat`` flag (:data:`HARD_NAT_ID`, empty value): "I take part in the
+  birthday hard-NAT attempt" (socket/hard_nat.py). Rust iroh skips it as an unknown id.
 
 GREASE parameters (id 31·N+27) and other unknown ids are skipped on decode; :meth:`encode` can
 add one GREASE parameter whose id and value the caller draws (this module takes no randomness).
@@ -29,6 +31,7 @@ from aioiroh.quic.frames import QuicProtocolViolation
 
 __all__ = [
     "ADDRESS_DISCOVERY_ROLE_ID",
+    "HARD_NAT_ID",
     "INITIAL_MAX_PATH_ID_ID",
     "MIN_ACK_DELAY_ID",
     "NAT_TRAVERSAL_ID",
@@ -44,8 +47,16 @@ INITIAL_MAX_PATH_ID_ID: Final = 0x3E
 NAT_TRAVERSAL_ID: Final = 0x3D7F91120401
 ADDRESS_DISCOVERY_ROLE_ID: Final = 0x9F81A176
 MIN_ACK_DELAY_ID: Final = 0xFF04DE1B
+# Ours, not iroh's: a random 48-bit id far from the registered and draft ranges.
+HARD_NAT_ID: Final = 0x61696F4E4154
 _EXTENSION_IDS: Final = frozenset(
-    {INITIAL_MAX_PATH_ID_ID, NAT_TRAVERSAL_ID, ADDRESS_DISCOVERY_ROLE_ID, MIN_ACK_DELAY_ID}
+    {
+        INITIAL_MAX_PATH_ID_ID,
+        NAT_TRAVERSAL_ID,
+        ADDRESS_DISCOVERY_ROLE_ID,
+        MIN_ACK_DELAY_ID,
+        HARD_NAT_ID,
+    }
 )
 
 # Limits the peer's values must respect (RFC 9000 §18.2).
@@ -94,6 +105,8 @@ class IrohTransportParameters:
     """QAD role (0 send-only, 1 receive-only, 2 both); None = not offered."""
     min_ack_delay: int | None = None
     """Ack-frequency ``min_ack_delay`` in microseconds."""
+    hard_nat: bool = False
+    """aioiroh extension: the sender joins the birthday hard-NAT attempt."""
 
     def encode(self, *, grease: tuple[int, bytes] | None = None) -> bytes:
         """Encode all parameters; ``grease=(n, value)`` appends GREASE id 31·n+27 (0-15 bytes)."""
@@ -111,6 +124,8 @@ class IrohTransportParameters:
             out.append(_varint_param(ADDRESS_DISCOVERY_ROLE_ID, self.address_discovery_role))
         if self.min_ack_delay is not None:
             out.append(_varint_param(MIN_ACK_DELAY_ID, self.min_ack_delay))
+        if self.hard_nat:
+            out.append(_raw_param(HARD_NAT_ID, b""))
         if grease is not None:
             n, value = grease
             if len(value) > 15:
@@ -156,6 +171,10 @@ class IrohTransportParameters:
             max_ack_delay_ms = 25 if quic.max_ack_delay is None else quic.max_ack_delay
             if params.min_ack_delay > max_ack_delay_ms * 1000:
                 raise _error("min_ack_delay above max_ack_delay")
+        if HARD_NAT_ID in values:
+            if values[HARD_NAT_ID]:
+                raise _error("hard_nat parameter must be empty")
+            params.hard_nat = True
         return params
 
 

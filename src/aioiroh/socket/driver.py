@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aioquic.quic import events
 
 from ..quic.paths import PathAbandoned, PathOpened, PathStatusChanged
+from .hard_nat import DEFAULT_SOCKETS, BirthdayPunch, Probe, select_targets
 from .path_manager import PathEvent, PathManager, path_kind
 from .paths import DialTarget, IpPath, NetworkPath, RelayPath
 
@@ -28,6 +29,9 @@ NETWORK_CHANGE_GRACE: Final = 2.0
 gone), so a holepunch round can open a fresh path even to the same remote address."""
 MAX_PATH_EVENT_QUEUE: Final = 256
 """Bound on unread path events per subscriber; the oldest are dropped beyond it."""
+HARD_NAT_DELAY: Final = 2.0
+"""The birthday hard-NAT attempt starts this long after the handshake if no direct path has
+been validated by then (iroh's own rounds find easy paths within a few RTTs)."""
 
 if TYPE_CHECKING:
     from ..quic.engine import QuicEngine
@@ -83,6 +87,10 @@ class ConnectionDriver:
         self.manager: PathManager | None = None
         self.path_event_listeners: list[Callable[[PathEvent], None]] = []
         self._netchange_timer: asyncio.TimerHandle | None = None
+        self.hard_nat: BirthdayPunch | None = None
+        """The birthday hard-NAT attempt, once started (its counters stay for diagnostics)."""
+        self._hard_nat_at: float | None = None
+        self._hard_nat_done = False
         self.multipath = hasattr(quic, "path_snapshots")
         if self.multipath:
             engine: Any = quic
@@ -161,6 +169,8 @@ class ConnectionDriver:
         now = self.loop.time()
         if self.manager is not None and not quic.is_closing:
             self.manager.poll(now)
+            if self.socket.hard_nat and not self._hard_nat_done:
+                self._hard_nat_poll(now)
         out = quic.datagrams_to_send(now)
         if out:
             self._last_send = now
@@ -207,6 +217,76 @@ class ConnectionDriver:
             st.datagrams_sent += 1
             st.bytes_sent += len(data)
             self.socket.send(data, path)
+
+    # -- birthday hard-NAT attempt (socket/hard_nat.py) -----------------------------------
+
+    def _has_direct_path(self) -> bool:
+        engine: Any = self.quic
+        return any(
+            s.validated and not s.abandoned and isinstance(s.remote, IpPath)
+            for s in engine.path_snapshots()
+        )
+
+    def _hard_nat_poll(self, now: float) -> None:
+        engine: Any = self.quic
+        attempt = self.hard_nat
+        if attempt is None:
+            if not self.handshake_complete or not engine.hard_nat_negotiated:
+                return
+            if self._hard_nat_at is None:
+                self._hard_nat_at = now + HARD_NAT_DELAY
+                return
+            if now < self._hard_nat_at:
+                return
+            self._hard_nat_done = True  # one attempt per connection, whatever happens next
+            if self._has_direct_path():
+                return
+            peer = [(p.host, p.port) for p in engine.nat_peer_addresses() if isinstance(p, IpPath)]
+            targets = select_targets(peer)
+            if not targets:
+                logger.debug("no birthday attempt: no public IPv4 candidate of the peer")
+                return
+            self._hard_nat_done = False
+            ids = self.socket.open_aux_sockets(DEFAULT_SOCKETS)
+            attempt = self.hard_nat = BirthdayPunch(
+                engine.original_destination_cid, targets, now, sockets=ids
+            )
+            self.socket.register_probe_route(attempt.token, self)
+            logger.debug("birthday attempt: %d sockets, targets %s", len(ids), targets)
+        if attempt.finished(now):
+            self._hard_nat_finish()
+            return
+        if self._has_direct_path():
+            attempt.stop()
+        for send in attempt.poll(now):
+            self.socket.send(send.data, IpPath(send.addr[0], send.addr[1], send.local))
+
+    def _hard_nat_finish(self) -> None:
+        attempt = self.hard_nat
+        self._hard_nat_done = True
+        if attempt is None:
+            return
+        self.socket.unregister_probe_route(attempt.token, self)
+        self.socket.close_aux_sockets(attempt.unused_sockets() if not self.closed else [])
+        logger.debug(
+            "birthday attempt over: %d sent, %d received, matched %s",
+            attempt.sent,
+            attempt.received,
+            list(attempt.matched),
+        )
+
+    def on_hard_nat_probe(self, path: IpPath, probe: Probe, now: float) -> None:
+        """A birthday probe for this connection arrived on ``path`` (the socket routes it)."""
+        attempt = self.hard_nat
+        if attempt is None or self.closed:
+            return
+        answers, new = attempt.on_probe(path.local, (path.host, path.port), probe)
+        for send in answers:
+            self.socket.send(send.data, IpPath(send.addr[0], send.addr[1], send.local))
+        engine: Any = self.quic
+        if new and engine.is_client and not engine.is_closing:
+            logger.debug("birthday probe got through on %s: opening a path", path)
+            engine.open_path(path, now)
 
     # -- local network changes -------------------------------------------------------------
 
@@ -256,10 +336,21 @@ class ConnectionDriver:
             m_at = self.manager.next_deadline()
             if m_at is not None and (at is None or m_at < at):
                 at = m_at
+        if self.socket.hard_nat and not self._hard_nat_done:
+            h_at = self._hard_nat_deadline()
+            if h_at is not None and (at is None or h_at < at):
+                at = h_at
         if self.handshake_complete and not self.quic.is_closing:
             keep_alive_at = self._last_send + self._keep_alive
             at = keep_alive_at if at is None else min(at, keep_alive_at)
         return at
+
+    def _hard_nat_deadline(self) -> float | None:
+        attempt = self.hard_nat
+        if attempt is None:
+            return self._hard_nat_at
+        at = attempt.next_deadline()
+        return attempt.ends if at is None else min(at, attempt.ends)
 
     def _arm_timer(self) -> None:
         at = self._deadline()
@@ -291,6 +382,9 @@ class ConnectionDriver:
 
     def _terminate(self) -> None:
         self.closed = True
+        if self.hard_nat is not None:
+            self._hard_nat_finish()
+            self.socket.close_aux_sockets(self.hard_nat.sockets)
         if self._netchange_timer is not None:
             self._netchange_timer.cancel()
             self._netchange_timer = None

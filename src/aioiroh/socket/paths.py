@@ -20,10 +20,15 @@ __all__ = ["DialTarget", "IpPath", "NetworkPath", "RelayPath"]
 
 @dataclass(frozen=True, slots=True)
 class IpPath:
-    """A UDP path to ``(host, port)``."""
+    """A UDP path to ``(host, port)``, from our socket ``local``.
+
+    ``local`` 0 is the endpoint's own socket; other values name the extra sockets of a
+    birthday hard-NAT attempt (socket/hard_nat.py), whose NAT mappings differ from the main one.
+    """
 
     host: str
     port: int
+    local: int = 0
 
     @property
     def is_ipv6(self) -> bool:
@@ -34,6 +39,7 @@ class IpPath:
         return (self.host, self.port)
 
     def __str__(self) -> str:
+        # The remote address only: which of our sockets carries it is not part of its name.
         return f"[{self.host}]:{self.port}" if self.is_ipv6 else f"{self.host}:{self.port}"
 
 

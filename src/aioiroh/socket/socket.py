@@ -8,6 +8,7 @@ connection. Outbound datagrams go out on the transport their path names.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -22,6 +23,7 @@ from ..base.relay_url import RelayUrl
 from ..quic.aioquic_connection import CID_LENGTH, QuicSettings
 from ..quic.connection import ENGINE_ENV, new_connection
 from .driver import ConnectionDriver
+from .hard_nat import decode_probe
 from .interfaces import local_addresses
 from .paths import DialTarget, IpPath, NetworkPath, RelayPath
 from .transports.relay import RelayTransport
@@ -46,13 +48,20 @@ class Routable(Protocol):
 
 
 class SocketStats:
-    __slots__ = ("dropped_incoming", "dropped_malformed", "dropped_unknown_cid", "recv_datagrams")
+    __slots__ = (
+        "dropped_incoming",
+        "dropped_malformed",
+        "dropped_unknown_cid",
+        "dropped_unknown_probe",
+        "recv_datagrams",
+    )
 
     def __init__(self) -> None:
         self.recv_datagrams = 0
         self.dropped_unknown_cid = 0
         self.dropped_malformed = 0
         self.dropped_incoming = 0
+        self.dropped_unknown_probe = 0
 
 
 class MagicSocket:
@@ -84,9 +93,15 @@ class MagicSocket:
         self.local_candidates: Callable[[], list[tuple[str, int]]] | None = None
         """Hook: our NAT traversal candidates (default: the bound sockets' addresses)."""
         self.nat_traversal = True
+        """Offer n0 NAT traversal on new connections (False keeps relayed connections relayed)."""
+        self.hard_nat = False
+        """Offer (and run) the birthday hard-NAT attempt on new connections (hard_nat.py)."""
         self.blackholed: set[NetworkPath] = set()
         """Test switch: datagrams to or from these paths are dropped (a cut network path)."""
-        """Offer n0 NAT traversal on new connections (False keeps relayed connections relayed)."""
+        # Extra sockets of birthday attempts by id (IpPath.local), and probe token -> driver.
+        self._aux: dict[int, UdpSocket] = {}
+        self._aux_next = 1
+        self._probe_routes: dict[bytes, ConnectionDriver] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -123,9 +138,52 @@ class MagicSocket:
     def close(self) -> None:
         for driver in list(self._drivers):
             driver.abort()
-        for udp in (self.udp4, self.udp6):
+        for udp in (self.udp4, self.udp6, *self._aux.values()):
             if udp is not None:
                 udp.close()
+        self._aux.clear()
+
+    # -- extra sockets (birthday hard-NAT attempts) ----------------------------------------
+
+    def open_aux_sockets(self, count: int) -> list[int]:
+        """Open up to ``count`` extra IPv4 sockets on our IPv4 address; returns their ids.
+
+        Fewer come back if the process runs out of file descriptors.
+        """
+        if self.udp4 is None:
+            return []
+        host = self.udp4.local_addr[0]
+        ids: list[int] = []
+        for _ in range(count):
+            sock_id = self._aux_next
+            try:
+                udp = UdpSocket(
+                    socket.AF_INET, host, 0, functools.partial(self._on_aux_batch, sock_id)
+                )
+            except OSError as exc:
+                logger.info("birthday attempt: %d extra sockets only (%s)", len(ids), exc)
+                break
+            self._aux_next += 1
+            self._aux[sock_id] = udp
+            ids.append(sock_id)
+        return ids
+
+    def close_aux_sockets(self, ids: list[int]) -> None:
+        for sock_id in ids:
+            udp = self._aux.pop(sock_id, None)
+            if udp is not None:
+                udp.close()
+
+    @property
+    def aux_socket_count(self) -> int:
+        return len(self._aux)
+
+    def register_probe_route(self, token: bytes, driver: ConnectionDriver) -> None:
+        self._probe_routes[token] = driver
+
+    def unregister_probe_route(self, token: bytes, driver: ConnectionDriver) -> None:
+        if self._probe_routes.get(token) is driver:
+            del self._probe_routes[token]
 
     # -- connections -----------------------------------------------------------------------
 
@@ -154,9 +212,11 @@ class MagicSocket:
 
     def _engine_options(self) -> dict[str, bool]:
         # Only the native engine knows NAT traversal; aioquic's takes no such option.
-        if self.nat_traversal or os.environ.get(ENGINE_ENV, "native") == "aioquic":
+        if os.environ.get(ENGINE_ENV, "native") == "aioquic":
             return {}
-        return {"nat_traversal": False}
+        if not self.nat_traversal:
+            return {"nat_traversal": False}
+        return {"hard_nat": True} if self.hard_nat else {}
 
     def _add(self, driver: ConnectionDriver, cid: bytes) -> None:
         self._drivers.add(driver)
@@ -196,6 +256,12 @@ class MagicSocket:
             self.receive(data, path, now)
         self._flush_touched()
 
+    def _on_aux_batch(self, sock_id: int, batch: Batch) -> None:
+        now = self.loop.time()
+        for data, addr in batch:
+            self.receive(data, IpPath(addr[0], addr[1], sock_id), now)
+        self._flush_touched()
+
     def on_relay_datagram(self, url: RelayUrl, src: PublicKey, data: bytes) -> None:
         """Relay transport callback: route now, flush once per loop turn (a relay batch)."""
         self.receive(data, RelayPath(url, src))
@@ -220,6 +286,9 @@ class MagicSocket:
             self.stats.dropped_malformed += 1
             return
         first = data[0]
+        if first == 0:  # never QUIC (fixed bit clear): maybe a birthday probe
+            self._on_probe(data, path, now)
+            return
         if first & 0x80:
             if len(data) < 7:
                 self.stats.dropped_malformed += 1
@@ -244,6 +313,19 @@ class MagicSocket:
             self.stats.dropped_malformed += 1
             return
         if not driver.closed and driver not in self._touched:
+            self._touched.append(driver)
+
+    def _on_probe(self, data: bytes, path: NetworkPath, now: float | None) -> None:
+        probe = decode_probe(data)
+        if probe is None or not isinstance(path, IpPath):
+            self.stats.dropped_malformed += 1
+            return
+        driver = self._probe_routes.get(probe.token)
+        if driver is None or driver.closed:
+            self.stats.dropped_unknown_probe += 1
+            return
+        driver.on_hard_nat_probe(path, probe, self.loop.time() if now is None else now)
+        if driver not in self._touched:
             self._touched.append(driver)
 
     def _maybe_accept(self, data: bytes, path: NetworkPath) -> ConnectionDriver | None:
@@ -281,12 +363,17 @@ class MagicSocket:
 
     # -- outbound --------------------------------------------------------------------------
 
+    def _udp_for(self, path: IpPath) -> UdpSocket | None:
+        if path.local:
+            return self._aux.get(path.local)
+        return self.udp6 if path.is_ipv6 else self.udp4
+
     def send_many(self, datagrams: list[bytes], path: NetworkPath) -> None:
         """Send datagrams to one path: GSO batches over UDP, batch frames over a relay."""
         if self.blackholed and path in self.blackholed:
             return
         if isinstance(path, IpPath):
-            udp = self.udp6 if path.is_ipv6 else self.udp4
+            udp = self._udp_for(path)
             if udp is not None:
                 udp.send_many(datagrams, path.sockaddr)
         else:
@@ -297,7 +384,7 @@ class MagicSocket:
         if self.blackholed and path in self.blackholed:
             return
         if isinstance(path, IpPath):
-            udp = self.udp6 if path.is_ipv6 else self.udp4
+            udp = self._udp_for(path)
             if udp is not None:
                 udp.send(data, path.sockaddr)
         elif self.relay is not None:
