@@ -41,10 +41,14 @@ async def transfer(
     extra_addrs: Callable[[list[str]], list[str]] = lambda a: a,
     at_half: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
     timeout: float = 150.0,
+    server_public_ip: str = "",
 ) -> dict[str, Any]:
     """Send ``size`` bytes from an aioiroh client on ``client_dev`` to a receiver on
-    ``server_dev``; ``at_half`` runs when half is sent (the sender waits for it)."""
-    server = await server_dev.spawn_python("lab.transfer_peer", server_impl, "serve", url)
+    ``server_dev``; ``at_half`` runs when half is sent (the sender waits for it).
+    ``server_public_ip`` is given to a Rust receiver behind a port-keeping NAT."""
+    server = await server_dev.spawn_python(
+        "lab.transfer_peer", server_impl, "serve", url, server_public_ip
+    )
     try:
         hello = await server.recv(timeout=40)
         role = "send-pause" if at_half is not None else "send"

@@ -90,8 +90,13 @@ async def ours_serve(relay: str) -> None:
         await ep.close()
 
 
-async def rust_serve(relay: str) -> None:
+async def rust_serve(relay: str, public_ip: str | None) -> None:
+    """A Rust receiver; ``public_ip`` (behind a port-keeping NAT) is announced as
+    ``public_ip:<bound port>`` with ``add_external_addr``, Rust's stand-in for the lab relay's
+    QAD, which it cannot use (lab/iroh_peer.py)."""
     import iroh
+
+    from lab.iroh_peer import rust_external
 
     b = iroh.EndpointBuilder()
     b.apply_minimal()
@@ -121,9 +126,10 @@ async def rust_serve(relay: str) -> None:
             t.add_done_callback(tasks.discard)
 
     try:
+        external = await rust_external(ep, public_ip)
         await asyncio.wait_for(ep.online(), 30)
         addrs = [str(s) for s in ep.bound_sockets() if not str(s).startswith("[")]
-        emit({"id": str(ep.id()), "addrs": addrs})
+        emit({"id": str(ep.id()), "addrs": addrs + ([external] if external else [])})
         loop_task = asyncio.create_task(accept_loop())
         while await stdin_line():
             pass
@@ -203,7 +209,8 @@ def main(argv: list[str]) -> None:
         logging.basicConfig(level=os.environ["NATLAB_LOG"], stream=sys.stderr)
     impl, role, relay = argv[:3]
     if role == "serve":
-        asyncio.run(ours_serve(relay) if impl == "ours" else rust_serve(relay))
+        public_ip = argv[3] if len(argv) > 3 and argv[3] else None
+        asyncio.run(ours_serve(relay) if impl == "ours" else rust_serve(relay, public_ip))
     elif role in ("send", "send-pause"):
         if impl != "ours":
             raise SystemExit("only aioiroh sends in these tests")

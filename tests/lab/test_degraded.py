@@ -23,18 +23,22 @@ async def test_lossy_rate_limited_transfer(server_impl: str) -> None:
     async with Lab() as lab:
         relay, url = await start_relay(lab)
         try:
-            if server_impl == "ours":
-                # Both behind EIM NATs: the direct path needs QAD on both sides.
-                server_dev = lab.device(router=lab.router(nat="moderate"))
-            else:
-                # Rust cannot use a lab relay's QAD; a public receiver needs none.
-                server_dev = lab.device()
+            # Both behind port-keeping NATs: the direct path needs each side's public address
+            # (QAD for aioiroh; add_external_addr for Rust, which cannot use a lab relay's QAD).
+            server_dev = lab.device(router=lab.router(nat="moderate"))
             router = lab.router(nat="moderate")
             client_dev = lab.device(router=router)
             router.set_loss(LOSS_PERCENT)
             client_dev.set_rate(RATE)
             result = await transfer(
-                lab, url, server_dev, client_dev, server_impl=server_impl, size=SIZE, timeout=200
+                lab,
+                url,
+                server_dev,
+                client_dev,
+                server_impl=server_impl,
+                size=SIZE,
+                timeout=200,
+                server_public_ip=server_dev.public_ip if server_impl == "rust" else "",
             )
         finally:
             await relay.stop()

@@ -19,8 +19,9 @@ SIZE = 4 * 1024 * 1024
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("server_impl", ["ours", pytest.param("rust", marks=pytest.mark.interop)])
 @pytest.mark.parametrize("server_nat", ["none", "moderate"])
-async def test_uplink_switch_mid_transfer(server_nat: str) -> None:
+async def test_uplink_switch_mid_transfer(server_nat: str, server_impl: str) -> None:
     async with Lab() as lab:
         relay, url = await start_relay(lab)
         try:
@@ -35,7 +36,16 @@ async def test_uplink_switch_mid_transfer(server_nat: str) -> None:
                 lab.switch_uplink(client_dev, second)
 
             result = await transfer(
-                lab, url, server_dev, client_dev, server_impl="ours", size=SIZE, at_half=move
+                lab,
+                url,
+                server_dev,
+                client_dev,
+                server_impl=server_impl,
+                size=SIZE,
+                at_half=move,
+                server_public_ip=(
+                    server_dev.public_ip if server_impl == "rust" and server_nat != "none" else ""
+                ),
             )
         finally:
             await relay.stop()

@@ -194,6 +194,8 @@ class BirthdayPunch:
         return bool(self.targets)
 
     def next_deadline(self) -> float | None:
+        if not self.active:
+            return None
         times = list(self._socket_rounds)
         if self._spray_pos < len(self._spray):
             times.append(self._spray_at)
