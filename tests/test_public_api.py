@@ -15,3 +15,19 @@ def test_error_hierarchy_rooted():
 def test_public_classes_report_aioiroh_module():
     assert aioiroh.Endpoint.__module__ == "aioiroh"
     assert aioiroh.EndpointTicket.__module__ == "aioiroh"
+
+
+def test_module_errors_exported_and_rooted():
+    """Errors a user can meet (parsing, lookups, QAD, accept) are importable from aioiroh."""
+    for name in (
+        "AcceptError",
+        "AddrParseError",
+        "AddressLookupError",
+        "DnsLookupError",
+        "QadError",
+        "RelayUrlParseError",
+        "TicketParseError",
+    ):
+        cls = getattr(aioiroh, name)
+        assert issubclass(cls, aioiroh.IrohError), name
+        assert name in aioiroh.__all__

@@ -7,28 +7,37 @@ Quick use::
     send, recv = await conn.open_bi()
 """
 
+from .address_lookup.base import AddressLookupError
 from .base import (
+    AddrParseError,
     EndpointAddr,
     EndpointId,
     EndpointTicket,
     PublicKey,
     RelayUrl,
+    RelayUrlParseError,
     SecretKey,
     Signature,
+    TicketParseError,
     TransportAddr,
 )
+from .dns.resolver import DnsLookupError
 from .endpoint import Connection, Endpoint, PathInfo, RecvStream, SendStream
 from .endpoint.relay_mode import RelayMode
 from .errors import *  # noqa: F403
 from .errors import __all__ as _errors_all
 from .protocol import AcceptError, ProtocolHandler, Router, RouterBuilder
 from .relay.relay_map import RelayConfig, RelayMap
+from .socket.qad import QadError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AcceptError",
+    "AddrParseError",
+    "AddressLookupError",
     "Connection",
+    "DnsLookupError",
     "Endpoint",
     "EndpointAddr",
     "EndpointId",
@@ -36,16 +45,19 @@ __all__ = [
     "PathInfo",
     "ProtocolHandler",
     "PublicKey",
+    "QadError",
     "RecvStream",
     "RelayConfig",
     "RelayMap",
     "RelayMode",
     "RelayUrl",
+    "RelayUrlParseError",
     "Router",
     "RouterBuilder",
     "SecretKey",
     "SendStream",
     "Signature",
+    "TicketParseError",
     "TransportAddr",
     *_errors_all,
 ]
