@@ -231,7 +231,10 @@ class ConnectionDriver:
         engine: Any = self.quic
         attempt = self.hard_nat
         if attempt is None:
-            if not self.handshake_complete or not engine.hard_nat_negotiated:
+            if not self.handshake_complete:
+                return
+            if not engine.hard_nat_negotiated:
+                self._hard_nat_done = True  # the peer does not take part: never
                 return
             if self._hard_nat_at is None:
                 self._hard_nat_at = now + HARD_NAT_DELAY

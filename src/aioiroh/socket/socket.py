@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 # Handshakes we are willing to run at once as a server; more Initials are dropped.
 MAX_PENDING_INCOMING: Final = 256
+# Extra sockets all birthday attempts may hold at once (file descriptors are finite).
+MAX_AUX_SOCKETS: Final = 1024
 # RFC 9000 §14.1: a client's first datagram is at least 1200 bytes.
 MIN_INITIAL_SIZE: Final = 1200
 QUIC_V1: Final = 1
@@ -148,13 +150,14 @@ class MagicSocket:
     def open_aux_sockets(self, count: int) -> list[int]:
         """Open up to ``count`` extra IPv4 sockets on our IPv4 address; returns their ids.
 
-        Fewer come back if the process runs out of file descriptors.
+        Fewer come back beyond :data:`MAX_AUX_SOCKETS` open ones in all, or if the process
+        runs out of file descriptors.
         """
         if self.udp4 is None:
             return []
         host = self.udp4.local_addr[0]
         ids: list[int] = []
-        for _ in range(count):
+        for _ in range(min(count, MAX_AUX_SOCKETS - len(self._aux))):
             sock_id = self._aux_next
             try:
                 udp = UdpSocket(
