@@ -26,14 +26,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from lab.iroh_peer import ALPN, QAD_WAIT, emit, report, stdin_closed, wait_direct
-
 from aioiroh import Endpoint, IrohError, RelayMode, SecretKey
 from aioiroh.address_lookup.base import AddressLookup, AddressLookupItem
 from aioiroh.address_lookup.dns import DnsAddressLookup
 from aioiroh.address_lookup.pkarr import PkarrPublisher, PkarrResolver
 from aioiroh.base.key import EndpointId
 from aioiroh.dns.endpoint_info import EndpointInfo
+from lab.iroh_peer import ALPN, QAD_WAIT, emit, report, stdin_closed, wait_direct
 
 # Longest the server waits for the DNS server to hold its full record.
 PUBLISH_WAIT = 20.0
