@@ -5,15 +5,23 @@ Both engines move one stream of ``--mb`` MB from client to server through an in-
 The pump drains each side in batches and calls ``datagrams_to_send`` once per batch, like a
 batching driver would.
 
-    .venv/bin/python bench/engine.py [--mb 20]
+    .venv/bin/python bench/engine.py [--mb 20] [--kind both|native|aioquic] [--rounds 2]
 """
 
+# ruff: noqa: E402  (imports follow the sys.path fix below)
 from __future__ import annotations
 
 import argparse
 import ssl
+import sys
 import time
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# Drop bench/ itself from the path: bench/dns.py would shadow dnspython's dns package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path[:0] = [str(ROOT / "src")]
 
 from aioquic.buffer import Buffer
 from aioquic.quic import events
@@ -129,9 +137,14 @@ def run(kind: str, size: int) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=float, default=20.0)
+    parser.add_argument(
+        "--kind", choices=["both", "native", "aioquic"], default="both", help="engines to run"
+    )
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     size = int(args.mb * 1_000_000)
-    for kind in ("aioquic", "native", "aioquic", "native"):
+    kinds = ("aioquic", "native") if args.kind == "both" else (args.kind,)
+    for kind in kinds * args.rounds:
         elapsed, datagrams = run(kind, size)
         print(
             f"{kind:8} {size / elapsed / 1e6:7.1f} MB/s  "

@@ -94,6 +94,7 @@ from .nat_traversal import (
     canonical_addr,
 )
 from .packet_protection import PacketProtection, PacketProtectionError
+from .packet_writer import PacketSink, SentPacket, ShortPacketWriter
 from .paths import (
     MAX_CHALLENGE_TRIES,
     MAX_PENDING_OPENS,
@@ -1629,16 +1630,30 @@ class IrohConnection:
         closing: bool = False,
     ) -> None:
         is0 = path is self._path0
-        builder = QuicPacketBuilder(
-            host_cid=self.host_cid,
-            peer_cid=self._peer_cid if is0 else path.peer_cid,
-            version=QUIC_V1,
-            is_client=self._is_client,
-            max_datagram_size=self._max_datagram_size,
-            packet_number=path.pn,
-        )
-        if closing:
-            self._write_close(builder, path.path_id)
+        peer_cid = self._peer_cid if is0 else path.peer_cid
+        general: QuicPacketBuilder | None = None
+        builder: PacketSink
+        if closing or (is0 and not self._handshake_confirmed):
+            # Long headers (coalesced) or CONNECTION_CLOSE: aioquic's general builder.
+            builder = general = QuicPacketBuilder(
+                host_cid=self.host_cid,
+                peer_cid=peer_cid,
+                version=QUIC_V1,
+                is_client=self._is_client,
+                max_datagram_size=self._max_datagram_size,
+                packet_number=path.pn,
+            )
+        else:
+            # Only 1-RTT packets from here on: the lean writer.
+            builder = ShortPacketWriter(
+                peer_cid=peer_cid,
+                max_datagram_size=self._max_datagram_size,
+                packet_number=path.pn,
+                largest_acked=path.space.largest_acked_packet,
+                sent_time=now,
+            )
+        if general is not None and closing:
+            self._write_close(general, path.path_id)
         else:
             rec = path.recovery
             builder.max_flight_bytes = rec.congestion_window - rec.bytes_in_flight
@@ -1650,9 +1665,9 @@ class IrohConnection:
                 # A server must not amplify towards an address the client has not proven.
                 builder.max_total_bytes = path.amplification_budget()
             try:
-                if is0 and not self._handshake_confirmed:
-                    self._write_handshake(builder, INITIAL, now)
-                    self._write_handshake(builder, HANDSHAKE, now)
+                if general is not None:
+                    self._write_handshake(general, INITIAL, now)
+                    self._write_handshake(general, HANDSHAKE, now)
                 if carry_data:
                     self._write_application(builder, now, path)
                 else:
@@ -1671,7 +1686,7 @@ class IrohConnection:
                 space = path.space
             if space.discarded:
                 continue
-            path.recovery.on_packet_sent(packet=packet, space=space)
+            path.recovery.on_packet_sent(packet=packet, space=space)  # type: ignore[arg-type]
             if packet.is_ack_eliciting:
                 eliciting = True
                 if not self._eliciting_since_receive:
@@ -1794,7 +1809,7 @@ class IrohConnection:
             buf.push_bytes(reason_bytes)
 
     def _write_ack(
-        self, builder: QuicPacketBuilder, level: int, now: float, path: PathState | None = None
+        self, builder: PacketSink, level: int, now: float, path: PathState | None = None
     ) -> None:
         path = path or self._path0
         space = path.space if level == APP else self._spaces[level]
@@ -1844,7 +1859,7 @@ class IrohConnection:
             if builder.packet_is_empty:
                 break
 
-    def _write_crypto(self, builder: QuicPacketBuilder, lv: _Level) -> None:
+    def _write_crypto(self, builder: PacketSink, lv: _Level) -> None:
         sender = lv.crypto.sender
         frame = sender.get_frame(builder.remaining_flight_space - 18)
         if frame is None:
@@ -1859,7 +1874,7 @@ class IrohConnection:
         buf.push_uint16(len(frame.data) | 0x4000)
         buf.push_bytes(frame.data)
 
-    def _write_application(self, builder: QuicPacketBuilder, now: float, path: PathState) -> None:
+    def _write_application(self, builder: PacketSink, now: float, path: PathState) -> None:
         lv = self._levels[APP]
         seal = self._seal_for(path.path_id)
         if seal is None:
@@ -1936,7 +1951,7 @@ class IrohConnection:
             if builder.packet_is_empty:
                 return
 
-    def _write_path_frames(self, builder: QuicPacketBuilder, now: float, path: PathState) -> None:
+    def _write_path_frames(self, builder: PacketSink, now: float, path: PathState) -> None:
         """This path's own PATH_RESPONSEs and (due) PATH_CHALLENGE; a challenge pads."""
         while path.responses:
             builder.start_frame(FrameType.PATH_RESPONSE, capacity=9).push_bytes(path.responses[0])
@@ -1950,7 +1965,7 @@ class IrohConnection:
             path.challenge_at = now + interval
             _pad(builder)
 
-    def _write_path_only(self, builder: QuicPacketBuilder, now: float, path: PathState) -> None:
+    def _write_path_only(self, builder: PacketSink, now: float, path: PathState) -> None:
         """A path that carries no data: its ACKs, validation and keep-alive only."""
         seal = self._seal_for(path.path_id)
         if seal is None or not self._handshake_complete:
@@ -1969,7 +1984,7 @@ class IrohConnection:
             builder.start_frame(FrameType.PING)
             path.probe_pending = path.ping_pending = False
 
-    def _write_new_cid(self, builder: QuicPacketBuilder, path_id: int, seq: int) -> None:
+    def _write_new_cid(self, builder: PacketSink, path_id: int, seq: int) -> None:
         entry = (
             self._host_cids.get(seq)
             if path_id == 0
@@ -2048,7 +2063,7 @@ def _ip_of(addr: Any) -> Addr | None:
         return None
 
 
-def _pad(builder: QuicPacketBuilder) -> None:
+def _pad(builder: PacketSink) -> None:
     """Fill the rest of the packet with PADDING (path validation wants 1200-byte datagrams)."""
     room = min(builder.remaining_buffer_space, builder.remaining_flight_space)
     if room > 1:
@@ -2056,7 +2071,7 @@ def _pad(builder: QuicPacketBuilder) -> None:
 
 
 def _put_frame(
-    builder: QuicPacketBuilder, frame: Frame, handler: Callable[..., None] | None = None
+    builder: PacketSink, frame: Frame, handler: Callable[..., None] | None = None
 ) -> None:
     """Write any codec frame through the builder, with a delivery handler getting it back."""
     size = frame_size(frame)
@@ -2098,7 +2113,7 @@ def _on_ack_delivery(delivery: QuicDeliveryState, space: QuicPacketSpace, larges
         space.ack_queue.subtract(0, largest + 1)
 
 
-def _level_of_packet(packet: QuicSentPacket) -> int:
+def _level_of_packet(packet: QuicSentPacket | SentPacket) -> int:
     epoch = packet.epoch
     if epoch is tls.Epoch.ONE_RTT:
         return APP

@@ -17,7 +17,7 @@ from typing import Final
 
 from aioquic.quic import events
 from aioquic.quic.packet import QuicStreamFrame
-from aioquic.quic.packet_builder import QuicDeliveryState, QuicPacketBuilder
+from aioquic.quic.packet_builder import QuicDeliveryState
 from aioquic.quic.stream import FinalSizeError, QuicStream
 
 from .frames import (
@@ -30,6 +30,7 @@ from .frames import (
     StopSendingFrame,
     StreamFrame,
 )
+from .packet_writer import PacketSink
 
 __all__ = ["StreamManager"]
 
@@ -381,7 +382,7 @@ class StreamManager:
         """Whether :meth:`write_frames` would write something (ignoring congestion)."""
         return bool(self._queue) or self._pending_limits
 
-    def write_frames(self, builder: QuicPacketBuilder) -> None:
+    def write_frames(self, builder: PacketSink) -> None:
         """Write control frames and stream data into the current packet.
 
         Raises aioquic's ``QuicPacketBuilderStop`` when the packet or the congestion window is
@@ -443,7 +444,7 @@ class StreamManager:
             keep.extend(back)
             self._queue = keep
 
-    def _write_stream(self, builder: QuicPacketBuilder, stream: QuicStream) -> bool:
+    def _write_stream(self, builder: PacketSink, stream: QuicStream) -> bool:
         sender = stream.sender
         max_offset = min(
             sender.highest_offset + self.remote_max_data - self._data_sent,
@@ -476,7 +477,7 @@ class StreamManager:
         self._data_sent += sender.highest_offset - before
         return True
 
-    def _write_limits(self, builder: QuicPacketBuilder) -> None:
+    def _write_limits(self, builder: PacketSink) -> None:
         limit = self._local_max_data
         if limit.value != limit.sent:
             buf = builder.start_frame(
