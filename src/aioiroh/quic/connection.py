@@ -25,7 +25,7 @@ import os
 from collections import deque
 from collections.abc import Callable
 from ipaddress import ip_address
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from aioquic import tls
 from aioquic.quic import events
@@ -41,9 +41,10 @@ from aioquic.quic.stream import QuicStream
 
 from ..base.key import PublicKey, SecretKey
 from ..tls.context import RpkContext, install_raw_public_keys
-from ._aioquic import Buffer, CryptoError, push_ack_frame, size_uint_var
+from ._aioquic import UINT_VAR_MAX, Buffer, CryptoError, push_ack_frame, size_uint_var
 from .aioquic_connection import CID_LENGTH, IrohQuicConnection, QuicSettings
 from .frames import (
+    FRAME_ENCODING_ERROR,
     PACKET_1RTT,
     PACKET_HANDSHAKE,
     PACKET_INITIAL,
@@ -79,10 +80,10 @@ from .frames import (
     RetireConnectionIdFrame,
     StopSendingFrame,
     StreamDataBlockedFrame,
-    StreamFrame,
     StreamsBlockedFrame,
     frame_size,
-    parse_frames,
+    pull_frame,
+    pull_frame_type,
     push_frame,
 )
 from .nat_traversal import (
@@ -358,6 +359,9 @@ class IrohConnection:
         self._terminated = False
         self._close_at: float | None = None
         self._idle_at: float | None = None
+        # _idle_timeout() for the receive path, recomputed once per get_timer/handle_timer (it
+        # follows the PTO, which moves slowly; computing it per packet cost ~3 % of receive).
+        self._idle_timeout_cache: float | None = None
         self._eliciting_since_receive = False
         self._pacing_at: float | None = None
         self._loss_at: float | None = None
@@ -566,6 +570,7 @@ class IrohConnection:
         """When :meth:`handle_timer` must run next (or None)."""
         if self._terminated:
             return None
+        self._idle_timeout_cache = None
         if self._closing:
             return self._close_at
         at = self._idle_at
@@ -651,6 +656,7 @@ class IrohConnection:
 
     def handle_timer(self, now: float) -> None:
         """Fire whatever is due: close/idle, loss detection (ACK and pacing are send-side)."""
+        self._idle_timeout_cache = None
         if self._terminated:
             return
         if self._closing:
@@ -832,14 +838,7 @@ class IrohConnection:
         if level == HANDSHAKE and not self._is_client:
             self._address_validated = True
         try:
-            frames = parse_frames(
-                payload,
-                _PACKET_FLAG[level],
-                role="client" if self._is_client else "server",
-                multipath=self._multipath,
-                qnt=self._nat is not None,
-            )
-            eliciting = self._handle_frames(level, frames, now)
+            eliciting, non_probing = self._handle_payload(level, payload, now)
         except QuicProtocolViolation as exc:
             self._close_with_error(_error_code_of(exc), exc.frame_type, str(exc))
             return
@@ -850,7 +849,7 @@ class IrohConnection:
             and level == APP
             and not self._is_client
             and pn > space.largest_received_packet
-            and any(type(f) not in _PROBING_FRAMES for f in frames)
+            and non_probing
         ):
             # The client's address changed under an existing path (NAT rebinding, or the
             # client moved to another network): newest authenticated non-probing traffic
@@ -876,7 +875,10 @@ class IrohConnection:
                     space.ack_at = now
                 elif space.ack_at is None:
                     space.ack_at = now + ACK_DELAY
-        self._idle_at = now + self._idle_timeout()
+        timeout = self._idle_timeout_cache
+        if timeout is None:
+            timeout = self._idle_timeout_cache = self._idle_timeout()
+        self._idle_at = now + timeout
         if level == APP and not off_path and path.idle_at is not None:
             path.idle_at = now + self.path_idle_timeout(path.addr)
         self._eliciting_since_receive = False
@@ -892,25 +894,67 @@ class IrohConnection:
             self._levels[level].pp = None
             self._levels[level].seal = None
 
-    def _handle_frames(self, level: int, frames: list[Frame], now: float) -> bool:
-        eliciting = False
-        for frame in frames:
+    def _handle_payload(self, level: int, payload: bytes, now: float) -> tuple[bool, bool]:
+        """Decode and handle a packet's frames in one pass: (ack-eliciting, non-probing).
+
+        Frames are handled as they are decoded, so frames before a malformed or misplaced one
+        take effect before the connection closes over it. STREAM frames in 1-RTT packets, the
+        bulk of all frames, are decoded inline (no frame object).
+        """
+        if not payload:
+            raise QuicProtocolViolation("packet without frames", code=PROTOCOL_VIOLATION)
+        buf = Buffer(data=payload)
+        end = len(payload)
+        packet_type = _PACKET_FLAG[level]
+        role: Literal["client", "server"] = "client" if self._is_client else "server"
+        multipath = self._multipath
+        qnt = self._nat is not None
+        on_stream_data = self.streams.on_stream_data
+        eliciting = non_probing = False
+        while buf.tell() < end:
+            frame_type = pull_frame_type(buf)
+            if level == APP and 0x08 <= frame_type <= 0x0F:
+                try:
+                    sid = buf.pull_uint_var()
+                    offset = buf.pull_uint_var() if frame_type & 0x04 else 0
+                    if frame_type & 0x02:
+                        data = buf.pull_bytes(buf.pull_uint_var())
+                    else:
+                        data = buf.pull_bytes(end - buf.tell())
+                except ValueError as exc:
+                    raise QuicProtocolViolation(
+                        f"malformed frame {hex(frame_type)}: {exc}",
+                        code=FRAME_ENCODING_ERROR,
+                        frame_type=frame_type,
+                    ) from None
+                if offset + len(data) > UINT_VAR_MAX:
+                    raise QuicProtocolViolation(
+                        f"malformed frame {hex(frame_type)}: STREAM frame beyond 2^62-1",
+                        code=FRAME_ENCODING_ERROR,
+                        frame_type=frame_type,
+                    )
+                on_stream_data(sid, offset, data, bool(frame_type & 0x01))
+                eliciting = non_probing = True
+                continue
+            frame = pull_frame(
+                buf, frame_type, packet_type, role=role, multipath=multipath, qnt=qnt
+            )
             kind = type(frame)
-            if kind is StreamFrame:
-                self.streams.on_stream(frame)  # type: ignore[arg-type]
-                eliciting = True
-            elif kind is AckFrame:
+            if kind is AckFrame:
                 self._on_ack(level, frame, now)  # type: ignore[arg-type]
+                non_probing = True
             elif kind is PaddingFrame:
                 pass
             else:
                 eliciting = True
+                if kind not in _PROBING_FRAMES:
+                    non_probing = True
                 handler = _HANDLERS.get(kind)
                 if handler is not None:
                     handler(self, level, frame, now)
                 if kind is ConnectionCloseFrame:
-                    return False
-        return eliciting
+                    return False, non_probing
+        return eliciting, non_probing
 
     def _on_ack(self, level: int, frame: AckFrame, now: float) -> None:
         if frame.path_id:
@@ -979,6 +1023,7 @@ class IrohConnection:
             raise QuicProtocolViolation("initial_source_connection_id mismatch", code=0x08)
         if quic.max_idle_timeout:
             self._remote_idle_timeout = quic.max_idle_timeout / 1000
+            self._idle_timeout_cache = None
         if quic.ack_delay_exponent is not None:
             self._remote_ack_delay_exponent = quic.ack_delay_exponent
         if quic.max_ack_delay is not None:

@@ -76,6 +76,8 @@ __all__ = [
     "canonical_ip",
     "frame_size",
     "parse_frames",
+    "pull_frame",
+    "pull_frame_type",
     "push_frame",
 ]
 
@@ -1293,46 +1295,76 @@ def parse_frames(
     end = len(payload)
     frames: list[Frame] = []
     append = frames.append
-    frame_type: int | None = None
+    while buf.tell() < end:
+        append(
+            pull_frame(
+                buf,
+                pull_frame_type(buf),
+                packet_type,
+                role=role,
+                multipath=multipath,
+                qnt=qnt,
+                qad=qad,
+            )
+        )
+    return frames
+
+
+def pull_frame_type(buf: Buffer) -> int:
+    """Read a frame type; a truncated one raises FRAME_ENCODING_ERROR."""
     try:
-        while buf.tell() < end:
-            frame_type = buf.pull_uint_var()
-            info = FRAME_INFO.get(frame_type)
-            if info is None:
-                raise QuicProtocolViolation(
-                    f"unknown frame type {frame_type:#x}",
-                    code=FRAME_ENCODING_ERROR,
-                    frame_type=frame_type,
-                )
-            if not info.packets & packet_type:
-                raise QuicProtocolViolation(
-                    f"{info.name} not allowed in {_PACKET_NAMES.get(packet_type, '?')} packet",
-                    code=PROTOCOL_VIOLATION,
-                    frame_type=frame_type,
-                )
-            ext = info.extension
-            if ext is not None and not (
-                (ext == "mp" and multipath) or (ext == "qnt" and qnt) or (ext == "qad" and qad)
-            ):
-                raise QuicProtocolViolation(
-                    f"{info.name} received but {ext} was not negotiated",
-                    code=PROTOCOL_VIOLATION,
-                    frame_type=frame_type,
-                )
-            if info.sender == role:
-                raise QuicProtocolViolation(
-                    f"{info.name} may only be sent by the {info.sender}",
-                    code=PROTOCOL_VIOLATION,
-                    frame_type=frame_type,
-                )
-            append(_PULL[frame_type](buf, frame_type))
-    except QuicProtocolViolation:
-        raise
+        return buf.pull_uint_var()
+    except ValueError as exc:
+        raise QuicProtocolViolation(
+            f"malformed frame None: {exc}", code=FRAME_ENCODING_ERROR
+        ) from None
+
+
+def pull_frame(
+    buf: Buffer,
+    frame_type: int,
+    packet_type: int,
+    *,
+    role: Role,
+    multipath: bool = False,
+    qnt: bool = False,
+    qad: bool = False,
+) -> Frame:
+    """Decode one frame whose type was just read, enforcing the rules of :func:`parse_frames`."""
+    info = FRAME_INFO.get(frame_type)
+    if info is None:
+        raise QuicProtocolViolation(
+            f"unknown frame type {frame_type:#x}",
+            code=FRAME_ENCODING_ERROR,
+            frame_type=frame_type,
+        )
+    if not info.packets & packet_type:
+        raise QuicProtocolViolation(
+            f"{info.name} not allowed in {_PACKET_NAMES.get(packet_type, '?')} packet",
+            code=PROTOCOL_VIOLATION,
+            frame_type=frame_type,
+        )
+    ext = info.extension
+    if ext is not None and not (
+        (ext == "mp" and multipath) or (ext == "qnt" and qnt) or (ext == "qad" and qad)
+    ):
+        raise QuicProtocolViolation(
+            f"{info.name} received but {ext} was not negotiated",
+            code=PROTOCOL_VIOLATION,
+            frame_type=frame_type,
+        )
+    if info.sender == role:
+        raise QuicProtocolViolation(
+            f"{info.name} may only be sent by the {info.sender}",
+            code=PROTOCOL_VIOLATION,
+            frame_type=frame_type,
+        )
+    try:
+        return _PULL[frame_type](buf, frame_type)
     except (ValueError, _FrameEncodingError) as exc:
         # BufferReadError and the ACK range check are ValueErrors; both mean a malformed frame.
         raise QuicProtocolViolation(
-            f"malformed frame {frame_type if frame_type is None else hex(frame_type)}: {exc}",
+            f"malformed frame {hex(frame_type)}: {exc}",
             code=FRAME_ENCODING_ERROR,
             frame_type=frame_type,
         ) from None
-    return frames

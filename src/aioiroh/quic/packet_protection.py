@@ -216,22 +216,23 @@ class PacketProtection:
         return bytes(out)
 
     def seal_short(
-        self, plain: bytes, header_size: int, pn_length: int, path_id: int, pn: int
+        self, header: bytes, payload: bytes, pn_length: int, path_id: int, pn: int
     ) -> bytes:
-        """Seal a whole plain short-header packet (header with key phase bit, then payload).
+        """Seal a short-header packet: the lean form of :meth:`seal` for the 1-RTT writer.
 
-        The lean form of :meth:`seal` for the 1-RTT writer: ``plain[:header_size]`` is the
-        header ending with the ``pn_length``-byte truncated packet number, the rest is the
-        payload, at least ``4 - pn_length`` bytes long. Returns the protected packet.
+        ``header`` is the plain header (key phase bit already set) ending with the
+        ``pn_length``-byte truncated packet number; ``payload`` is at least ``4 - pn_length``
+        bytes. Returns the protected packet.
         """
         keys = self._send
-        header = plain[:header_size]
-        protected = keys.encrypt(header, plain[header_size:], path_id, pn)
+        protected = keys._aead.encrypt(
+            (keys._iv ^ ((path_id << 64) | pn)).to_bytes(12, "big"), payload, header
+        )
         sample_start = SAMPLE_OFFSET - pn_length
         mask = keys.header_mask(protected[sample_start : sample_start + SAMPLE_SIZE])
         out = bytearray(header)
         out[0] ^= mask[0] & _HP_MASK_SHORT
-        pn_offset = header_size - pn_length
+        pn_offset = len(header) - pn_length
         for i in range(pn_length):
             out[pn_offset + i] ^= mask[1 + i]
         out += protected
@@ -252,17 +253,16 @@ class PacketProtection:
             raise PacketProtectionError("packet too short to sample for header protection")
         mask = self._recv.header_mask(packet[sample_start : sample_start + SAMPLE_SIZE])
         first = packet[0]
-        is_long = bool(first & 0x80)
+        is_long = first & 0x80
         first ^= mask[0] & (_HP_MASK_LONG if is_long else _HP_MASK_SHORT)
         pn_len = (first & 0x03) + 1
-        truncated = 0
-        pn_bytes = bytearray(packet[pn_offset : pn_offset + pn_len])
-        for i in range(pn_len):
-            pn_bytes[i] ^= mask[1 + i]
-            truncated = (truncated << 8) | pn_bytes[i]
+        pn_end = pn_offset + pn_len
+        truncated = int.from_bytes(packet[pn_offset:pn_end], "big") ^ int.from_bytes(
+            mask[1 : 1 + pn_len], "big"
+        )
         pn = decode_packet_number(truncated, 8 * pn_len, expected_pn)
-        header = bytes([first]) + packet[1:pn_offset] + bytes(pn_bytes)
-        ciphertext = packet[pn_offset + pn_len :]
+        header = bytes((first,)) + packet[1:pn_offset] + truncated.to_bytes(pn_len, "big")
+        ciphertext = packet[pn_end:]
         if is_long:
             return header, self._recv.decrypt(header, ciphertext, path_id, pn), pn
 

@@ -104,6 +104,8 @@ class ShortPacketWriter:
 
     ``start_packet`` takes the packet type (must be 1-RTT) and a crypto object with ``pp``
     (:class:`PacketProtection`) and ``path_id`` attributes, like the engine's ``_Seal``.
+    The buffer holds only frames: the header's bytes are reserved at the front, and the header
+    itself is built when the packet is sealed.
     """
 
     __slots__ = (
@@ -121,7 +123,10 @@ class ShortPacketWriter:
         "_peer_cid",
         "_pn",
         "_pn_length",
+        "_pn_length_until",
         "_pp",
+        "_prefix",
+        "_prefix_key",
         "_sent_time",
         "_total_bytes",
         "max_flight_bytes",
@@ -152,6 +157,11 @@ class ShortPacketWriter:
         self._flight_capacity = max_datagram_size
         self._header_size = 0
         self._pn_length = _MIN_PN_LENGTH
+        # Packet numbers up to this one keep _pn_length (-1: not computed yet).
+        self._pn_length_until = -1
+        # First byte (key phase, PN length) + DCID, cached per (key phase, PN length).
+        self._prefix = b""
+        self._prefix_key = -1
         self._packet: SentPacket | None = None
         self._pp: PacketProtection | None = None
         self._path_id = 0
@@ -195,14 +205,14 @@ class ShortPacketWriter:
         if self.max_flight_bytes is not None:
             flight = min(flight, self.max_flight_bytes - self._flight_bytes)
         pn = self._pn
-        pn_length = packet_number_length(pn, self._largest_acked)
-        header_size = 1 + len(self._peer_cid) + pn_length
+        if pn > self._pn_length_until:
+            self._set_pn_length(pn)
+        header_size = 1 + len(self._peer_cid) + self._pn_length
         if header_size >= capacity:
             raise QuicPacketBuilderStop
         self._capacity = capacity
         self._flight_capacity = flight
         self._header_size = header_size
-        self._pn_length = pn_length
         self._pp = crypto.pp
         self._path_id = crypto.path_id
         self._packet = SentPacket(pn, self._sent_time)
@@ -256,17 +266,25 @@ class ShortPacketWriter:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _set_pn_length(self, pn: int) -> None:
+        length = packet_number_length(pn, self._largest_acked)
+        self._pn_length = length
+        base = -1 if self._largest_acked is None else self._largest_acked
+        # The same length holds while the distance stays below 2^(8 * length - 1).
+        self._pn_length_until = base + (1 << (8 * length - 1)) - 1
+
     def _end_packet(self) -> None:
         packet = self._packet
-        assert packet is not None and self._pp is not None
+        pp = self._pp
+        assert packet is not None and pp is not None
         self._packet = None
         buf = self._buf
         header_size = self._header_size
         end = buf.tell()
         if end <= header_size:
-            buf.seek(0)  # nothing written: the packet (and its number) is not used
-            return
-        padding = _SAMPLE_REACH - self._pn_length - (end - header_size)
+            return  # nothing written: the packet (and its number) is not used
+        pn_length = self._pn_length
+        padding = _SAMPLE_REACH - pn_length - (end - header_size)
         if self.needs_padding:
             room = self._flight_capacity - end - AEAD_TAG_SIZE
             if room > padding:
@@ -276,15 +294,15 @@ class ShortPacketWriter:
             buf.push_bytes(bytes(padding))
             end += padding
             packet.in_flight = True
-        pn_length = self._pn_length
+        key = (pp.key_phase << 2) | (pn_length - 1)
+        if key != self._prefix_key:
+            self._prefix = bytes((0x40 | key,)) + self._peer_cid
+            self._prefix_key = key
         pn = self._pn
-        buf.seek(0)
-        buf.push_uint8(0x40 | (self._pp.key_phase << 2) | (pn_length - 1))
-        buf.push_bytes(self._peer_cid)
-        buf.push_bytes((pn & ((1 << (8 * pn_length)) - 1)).to_bytes(pn_length, "big"))
-        plain = buf.data_slice(0, end)
-        datagram = self._pp.seal_short(plain, header_size, pn_length, self._path_id, pn)
-        buf.seek(0)
+        header = self._prefix + (pn & ((1 << (8 * pn_length)) - 1)).to_bytes(pn_length, "big")
+        datagram = pp.seal_short(
+            header, buf.data_slice(header_size, end), pn_length, self._path_id, pn
+        )
         size = len(datagram)
         packet.sent_bytes = size
         self._datagrams.append(datagram)

@@ -255,7 +255,10 @@ class StreamManager:
 
     def on_stream(self, frame: StreamFrame) -> None:
         """STREAM: buffer, check windows, emit StreamDataReceived."""
-        sid = frame.stream_id
+        self.on_stream_data(frame.stream_id, frame.offset, frame.data, frame.fin)
+
+    def on_stream_data(self, sid: int, offset: int, data: bytes, fin: bool) -> None:
+        """:meth:`on_stream` with the frame's fields (the receive hot path builds no frame)."""
         if is_uni(sid) and is_local(sid, self.is_client):
             raise QuicProtocolViolation(
                 "STREAM on a send-only stream", code=STREAM_STATE_ERROR, frame_type=0x08
@@ -263,7 +266,7 @@ class StreamManager:
         stream = self._get_for_receive(sid, 0x08)
         if stream is None:
             return
-        end = frame.offset + len(frame.data)
+        end = offset + len(data)
         if end > stream.max_stream_data_local:
             raise QuicProtocolViolation(
                 "stream flow control exceeded", code=FLOW_CONTROL_ERROR, frame_type=0x08
@@ -277,9 +280,7 @@ class StreamManager:
                 )
             self._data_received += grown
         try:
-            event = receiver.handle_frame(
-                QuicStreamFrame(data=frame.data, fin=frame.fin, offset=frame.offset)
-            )
+            event = receiver.handle_frame(QuicStreamFrame(data=data, fin=fin, offset=offset))
         except FinalSizeError as exc:
             raise QuicProtocolViolation(str(exc), code=FINAL_SIZE_ERROR, frame_type=0x08) from None
         if event is not None:
