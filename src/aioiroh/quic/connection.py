@@ -1722,31 +1722,35 @@ class IrohConnection:
         datagrams, packets = builder.flush()
         path.pn = builder.packet_number
         eliciting = False
+        on_packet_sent = path.recovery.on_packet_sent
         for packet in packets:
             packet.sent_time = now
-            if is0:
-                level = _level_of_packet(packet)
-                space = self._spaces[level]
+            if general is None:
+                space = path.space  # the 1-RTT writer: this path's application space
+            elif is0:
+                space = self._spaces[_level_of_packet(packet)]
             else:
                 space = path.space
             if space.discarded:
                 continue
-            path.recovery.on_packet_sent(packet=packet, space=space)  # type: ignore[arg-type]
+            on_packet_sent(packet=packet, space=space)  # type: ignore[arg-type]
             if packet.is_ack_eliciting:
                 eliciting = True
-                if not self._eliciting_since_receive:
-                    # RFC 9000 §10.1: sending restarts the idle timer once per receive.
-                    self._eliciting_since_receive = True
-                    self._idle_at = now + self._idle_timeout()
+        if eliciting and not self._eliciting_since_receive:
+            # RFC 9000 §10.1: sending restarts the idle timer once per receive.
+            self._eliciting_since_receive = True
+            self._idle_at = now + self._idle_timeout()
         if eliciting and path.keepalive_at is not None:
             path.keepalive_at = now + self.path_keep_alive
         addr = path.addr
+        sent = 0
         for datagram in datagrams:
-            if is0:
-                self._bytes_sent += len(datagram)
-            path.datagrams_sent += 1
-            path.bytes_sent += len(datagram)
+            sent += len(datagram)
             out.append((datagram, addr))
+        if is0:
+            self._bytes_sent += sent
+        path.datagrams_sent += len(datagrams)
+        path.bytes_sent += sent
 
     def _send_off_path(self, now: float, out: list[tuple[bytes, Any]]) -> None:
         """NAT probes and answers to them: one 1-RTT packet each, outside congestion control."""
@@ -1995,6 +1999,39 @@ class IrohConnection:
                 streams.write_frames(builder)
             if builder.packet_is_empty:
                 return
+            if self._only_stream_data_left(path, now):
+                break
+        # Bulk: nothing but stream data is left, and nothing else can be queued while we
+        # write (ACKs, control frames and probes are queued on receive and on timers), so the
+        # remaining packets skip the checks above.
+        while streams.has_pending:
+            if budget == 0:
+                self._pacing_at = now
+                return
+            budget -= 1
+            builder.start_packet(QuicPacketType.ONE_RTT, seal)  # type: ignore[arg-type]
+            streams.write_frames(builder)
+            if builder.packet_is_empty:
+                return
+
+    def _only_stream_data_left(self, path: PathState, now: float) -> bool:
+        """Whether _write_application's next packet could hold nothing but stream frames."""
+        return (
+            self._handshake_complete
+            and path.space.ack_at is None
+            and not path.responses
+            and (path.challenge_at is None or now < path.challenge_at or path.validated)
+            and not self._handshake_done_pending
+            and not self._path_responses
+            and not self._cids_to_announce
+            and not self._ctrl
+            and not self._cids_to_retire
+            and not self._pings
+            and not path.probe_pending
+            and not path.ping_pending
+            and self._levels[APP].crypto.sender.buffer_is_empty
+            and not self._datagrams
+        )
 
     def _write_path_frames(self, builder: PacketSink, now: float, path: PathState) -> None:
         """This path's own PATH_RESPONSEs and (due) PATH_CHALLENGE; a challenge pads."""

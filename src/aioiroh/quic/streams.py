@@ -391,6 +391,25 @@ class StreamManager:
         """
         if self._pending_limits:
             self._write_limits(builder)
+        queue = self._queue
+        if len(queue) == 1:
+            # One stream with only data to send: the bulk case, without the round robin.
+            stream = queue[0]
+            if (
+                not stream.receiver.stop_pending
+                and stream.max_stream_data_local_sent == stream.max_stream_data_local
+                and not stream.sender.reset_pending
+            ):
+                try:
+                    if not stream.is_blocked and not stream.sender.buffer_is_empty:
+                        self._write_stream(builder, stream)
+                finally:
+                    if stream.is_finished:
+                        self._discard(stream)
+                        self._queue = []
+                    elif not _has_work(stream):
+                        self._queue = []
+                return
         sent: set[int] = set()
         try:
             for stream in self._queue:
