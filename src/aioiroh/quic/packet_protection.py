@@ -268,7 +268,17 @@ class PacketProtection:
 
         phase = (first & KEY_PHASE_BIT) >> 2
         if phase == self._recv_phase:
-            return header, self._recv.decrypt(header, ciphertext, path_id, pn), pn
+            keys = self._recv
+            try:
+                return (
+                    header,
+                    keys._aead.decrypt(
+                        (keys._iv ^ ((path_id << 64) | pn)).to_bytes(12, "big"), ciphertext, header
+                    ),
+                    pn,
+                )
+            except InvalidTag:
+                raise PacketProtectionError("packet authentication failed") from None
         # Other phase: a late packet from the previous phase, or the peer's next phase.
         if self._recv_prev is not None:
             try:

@@ -259,13 +259,15 @@ class StreamManager:
 
     def on_stream_data(self, sid: int, offset: int, data: bytes, fin: bool) -> None:
         """:meth:`on_stream` with the frame's fields (the receive hot path builds no frame)."""
-        if is_uni(sid) and is_local(sid, self.is_client):
-            raise QuicProtocolViolation(
-                "STREAM on a send-only stream", code=STREAM_STATE_ERROR, frame_type=0x08
-            )
-        stream = self._get_for_receive(sid, 0x08)
-        if stream is None:
-            return
+        stream = self.streams.get(sid)
+        if stream is None or sid & 2:
+            if is_uni(sid) and is_local(sid, self.is_client):
+                raise QuicProtocolViolation(
+                    "STREAM on a send-only stream", code=STREAM_STATE_ERROR, frame_type=0x08
+                )
+            stream = self._get_for_receive(sid, 0x08)
+            if stream is None:
+                return
         end = offset + len(data)
         if end > stream.max_stream_data_local:
             raise QuicProtocolViolation(
