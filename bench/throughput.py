@@ -401,8 +401,17 @@ def fmt(v: float | None) -> str:
     return f"{v:8.1f}" if v is not None else "  failed"
 
 
+def preload() -> None:
+    """Import every implementation up front: a row must not pay for the first import."""
+    import aioquic.asyncio  # noqa: F401
+    import iroh  # noqa: F401
+
+    import aioiroh  # noqa: F401
+
+
 async def main(size_mb: int, n_handshakes: int) -> None:
     data = os.urandom(size_mb * 1024 * 1024)
+    preload()
     rows = [
         ("aioiroh -> aioiroh", "ours", "ours", False),
         ("aioiroh -> Rust", "ours", "rust", False),
