@@ -358,6 +358,8 @@ class IrohConnection:
         self._draining = False
         self._terminated = False
         self._close_at: float | None = None
+        self._close_echoes = 0
+        """Packets received while closing (our CONNECTION_CLOSE answers powers of two)."""
         self._idle_at: float | None = None
         # _idle_timeout() for the receive path, recomputed once per get_timer/handle_timer (it
         # follows the PTO, which moves slowly; computing it per packet cost ~3 % of receive).
@@ -823,9 +825,8 @@ class IrohConnection:
         self._rx_addr = addr
         self._rx_off_path = off_path
         if self._closing:
-            # Closing: repeat our CONNECTION_CLOSE once per packet; draining: stay silent.
             if not self._draining:
-                self._close_pending = True
+                self._on_packet_while_closing(level, payload, now)
             return
         reserved = header[0] & (0x0C if level != APP else 0x18)
         if reserved:
@@ -885,6 +886,18 @@ class IrohConnection:
         if level == HANDSHAKE and not self._spaces[INITIAL].discarded:
             # RFC 9001 §4.9.1: Initial keys go once Handshake packets flow.
             self._discard_level(INITIAL)
+
+    def _on_packet_while_closing(self, level: int, payload: bytes, now: float) -> None:
+        """Closing: the peer's CONNECTION_CLOSE moves us to draining (RFC 9000 §10.2.2);
+        anything else gets our CONNECTION_CLOSE again, but only for the 1st, 2nd, 4th, 8th...
+        such packet (two closing endpoints would otherwise echo closes until 3 PTO ran out)."""
+        if _has_close_frame(payload, _PACKET_FLAG[level], self._is_client, self._multipath):
+            self._draining = True
+            self._close_pending = False
+            return
+        self._close_echoes += 1
+        if self._close_echoes & (self._close_echoes - 1) == 0:
+            self._close_pending = True
 
     def _discard_level(self, level: int) -> None:
         space = self._spaces[level]
@@ -2143,6 +2156,22 @@ def _ip_of(addr: Any) -> Addr | None:
         return canonical_addr((ip_address(host), port))
     except ValueError:
         return None
+
+
+def _has_close_frame(payload: bytes, packet_type: int, is_client: bool, multipath: bool) -> bool:
+    """True if ``payload`` holds a CONNECTION_CLOSE (frames before it must decode)."""
+    buf = Buffer(data=payload)
+    end = len(payload)
+    role: Literal["client", "server"] = "client" if is_client else "server"
+    try:
+        while buf.tell() < end:
+            frame_type = pull_frame_type(buf)
+            if frame_type in (FrameType.CONNECTION_CLOSE, FrameType.APPLICATION_CLOSE):
+                return True
+            pull_frame(buf, frame_type, packet_type, role=role, multipath=multipath, qnt=True)
+    except (QuicProtocolViolation, ValueError):
+        return False
+    return False
 
 
 def _pad(builder: PacketSink) -> None:
