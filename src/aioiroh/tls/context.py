@@ -13,7 +13,7 @@ an aioquic upgrade changes them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from aioquic import tls
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -30,6 +30,9 @@ from .raw_public_key import (
 )
 
 __all__ = ["RawPublicKeyCertificate", "RpkContext", "install_raw_public_keys"]
+
+CLIENT_KEY_SHARE_GROUPS: Final = (tls.Group.X25519,)
+"""The groups our client offers (and sends a key share for)."""
 
 # TLS alert "certificate_required" (RFC 8446 §6.2); aioquic has no class for it.
 _CERTIFICATE_REQUIRED = 116
@@ -121,6 +124,11 @@ def install_raw_public_keys(
     rpk._server_name = None  # no SNI, like iroh >= 1.0.4
     if is_client:
         value = bytes([1, CERT_TYPE_RAW_PUBLIC_KEY])  # a one-entry list
+        # One key share, X25519: every iroh (rustls) server picks it, and aioquic would
+        # otherwise generate shares for P-256, P-384 and X448 too (~0.4 ms per dial). The
+        # server side keeps aioquic's list and takes the first share it knows in the
+        # client's order, so a Rust client's X25519MLKEM768 + X25519 offer lands on X25519.
+        rpk._supported_groups = list(CLIENT_KEY_SHARE_GROUPS)
     else:
         value = bytes([CERT_TYPE_RAW_PUBLIC_KEY])
         rpk._request_client_certificate = True
