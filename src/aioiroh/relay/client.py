@@ -5,12 +5,21 @@ insists that the ``101`` names one of them, and runs the challenge handshake (a 
 already trusts us may confirm straight away). Afterwards the client
 
 * sends datagrams with :meth:`RelayClient.send` (frames 4/5, one frame per binary WebSocket
-  message),
+  message); :meth:`RelayClient.wait_writable` tells a sender when the connection can take
+  more (see "Send buffers" below),
 * yields everything else the relay sends through :meth:`RelayClient.recv` / ``async for``,
   except Ping, which it answers itself, and Pong, which feeds its keep-alive,
 * pings the relay right after connecting and again whenever nothing was received for
   ``ping_interval`` (15 s); no Pong within ``ping_timeout`` (5 s, shortened to 3x the last
   RTT) fails the connection, like iroh's relay actor does.
+
+Send buffers: a relay connection is a TCP stream, so whatever sits in the buffers below us
+is delivered in order and cannot be dropped. Left alone, Linux grows a socket's send buffer
+to megabytes, which on a slow link is seconds of queue in front of every packet, QUIC's ACKs
+and path probes included. We keep those buffers small (``TCP_NOTSENT_LOWAT`` caps the unsent
+bytes in the kernel; bytes in flight are still governed by TCP's window, so throughput over
+long fat paths is kept; the asyncio write buffer gets a low high-water mark), so the backlog
+stays with the caller, who can drop or reorder it.
 
 A failed connection is never repaired here: :meth:`recv` and :meth:`send` raise
 :class:`~aioiroh.errors.RelayError` and the owner reconnects (see
@@ -23,9 +32,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 
@@ -69,6 +79,11 @@ PING_INTERVAL: Final = 15.0
 RECV_QUEUE_MAX: Final = 512
 # Explicit ping() calls that may be outstanding at once.
 MAX_PENDING_PINGS: Final = 16
+# Unsent bytes the kernel may hold for the relay socket (TCP_NOTSENT_LOWAT). Bytes in flight
+# are not counted, so this costs no throughput once it covers the time to refill the socket.
+SEND_LOWAT: Final = 32 * 1024
+# asyncio write buffer above which the connection is not writable (low mark: a quarter).
+SEND_BUFFER_HIGH: Final = 32 * 1024
 # How long closing waits for the relay's WebSocket close frame.
 _WS_CLOSE_TIMEOUT: Final = 1.0
 _AUTH_HEADER: Final = "Authorization"
@@ -121,6 +136,8 @@ class RelayClient:
         self._error: RelayError | None = None
         self._closed_locally = False
         self._task: asyncio.Task[None] | None = None
+        # aiohttp's protocol for the WebSocket, for its pause/resume (drain) state.
+        self._protocol = _limit_send_buffers(ws)
 
     # --- construction -------------------------------------------------------------------------
 
@@ -225,6 +242,34 @@ class RelayClient:
         return self._last_rtt
 
     # --- sending ------------------------------------------------------------------------------
+
+    @property
+    def writable(self) -> bool:
+        """False while the send buffers below us are full (see :meth:`wait_writable`)."""
+        protocol = self._protocol
+        return protocol is None or not protocol.writing_paused
+
+    async def wait_writable(self) -> None:
+        """Return once the connection can take more frames without queueing them deeply.
+
+        Raises :class:`RelayError` if the connection failed or was closed meanwhile. Senders
+        that keep their own queue call this before taking the next batch from it.
+        """
+        self._check_open()
+        protocol = self._protocol
+        if protocol is None or not protocol.writing_paused:
+            return
+        # aiohttp's drain future is shared with its own writers: cancelling our wait must not
+        # cancel it, hence the shield; the callback keeps a late error from being reported.
+        drain = asyncio.ensure_future(protocol._drain_helper())
+        drain.add_done_callback(_consume_result)
+        try:
+            await asyncio.shield(drain)
+        except (aiohttp.ClientError, OSError) as exc:
+            error = RelayError(f"relay {self.url} connection lost: {exc}")
+            self._fail(error)
+            raise error from exc
+        self._check_open()
 
     async def send(self, dst: EndpointId, datagrams: Datagrams) -> None:
         """Send one datagram or a batch (frame 4 or 5) to ``dst`` through the relay."""
@@ -434,9 +479,36 @@ class RelayClient:
             if first or now >= due:
                 first = False
                 ping = tracker.new_ping(now, os.urandom(8))
-                await self.send_frames([encode_client_msg(ping)])
+                try:
+                    # A relay that stopped reading blocks the write; that counts as no pong.
+                    async with asyncio.timeout_at(tracker.deadline):
+                        await self.send_frames([encode_client_msg(ping)])
+                except TimeoutError:
+                    raise RelayError(f"relay {self.url} did not take a ping in time") from None
                 continue
             await asyncio.sleep(due - now)
+
+
+def _consume_result(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+def _limit_send_buffers(ws: aiohttp.ClientWebSocketResponse) -> Any:
+    """Shrink the send buffers under ``ws``; returns aiohttp's protocol, or None if unknown."""
+    writer = getattr(ws, "_writer", None)
+    transport = getattr(writer, "transport", None)
+    protocol = getattr(writer, "protocol", None)
+    if transport is None or not hasattr(protocol, "_drain_helper"):
+        return None  # an aiohttp we do not know: no flow control, as before
+    with contextlib.suppress(AttributeError, NotImplementedError, ValueError):
+        transport.set_write_buffer_limits(high=SEND_BUFFER_HIGH)
+    lowat = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+    sock = transport.get_extra_info("socket")
+    if lowat is not None and sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, lowat, SEND_LOWAT)
+    return protocol
 
 
 async def _receive_frame(ws: aiohttp.ClientWebSocketResponse, url: RelayUrl) -> bytes:
