@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lab.harness import Lab
-from lab.matrix import QAD_PORT, RELAY_PORT
+from lab.relay import start_relay
 
 ORIGIN = "natlab.iroh.invalid."
 """The zone the lab's DNS server answers for (``_iroh.<z32>.natlab.iroh.invalid.``)."""
@@ -68,19 +68,8 @@ async def run_discovery_cell(
 ) -> DiscoveryResult:
     """One cell in a fresh lab: publish through our DNS server, connect by EndpointId."""
     with Lab() as lab:
-        relay_host = lab.host("relay")
+        relay, url = await start_relay(lab)
         dns_host = lab.host("dns")
-        relay = await relay_host.spawn_python(
-            "aioiroh.cli.main",
-            "relay",
-            "--host",
-            relay_host.ip,
-            "--port",
-            str(RELAY_PORT),
-            "--qad-port",
-            str(QAD_PORT),
-            "--json",
-        )
         dns = await dns_host.spawn_python(
             "aioiroh.cli.main",
             "dns-server",
@@ -96,7 +85,6 @@ async def run_discovery_cell(
             ":memory:",
             "--json",
         )
-        url = f"http://{relay_host.ip}:{RELAY_PORT}"
         srv_dev = lab.device(router=None if server_nat == "none" else lab.router(nat=server_nat))
         cli_dev = lab.device(router=None if client_nat == "none" else lab.router(nat=client_nat))
         base: dict[str, Any] = {
@@ -108,8 +96,7 @@ async def run_discovery_cell(
         }
         server = None
         try:
-            # Peers must not race the relay's or the DNS server's startup.
-            await relay.recv(timeout=30)
+            # Peers must not race the DNS server's startup (start_relay waited for the relay).
             serving = await dns.recv(timeout=30)
             pkarr_url = serving["pkarr_url"]
             server = await srv_dev.spawn_python(

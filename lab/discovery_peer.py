@@ -24,15 +24,22 @@ import contextlib
 import sys
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
-from aioiroh import Endpoint, IrohError, RelayMode, SecretKey
+from aioiroh import Endpoint, RelayMode, SecretKey
 from aioiroh.address_lookup.base import AddressLookup, AddressLookupItem
 from aioiroh.address_lookup.dns import DnsAddressLookup
 from aioiroh.address_lookup.pkarr import PkarrPublisher, PkarrResolver
 from aioiroh.base.key import EndpointId
 from aioiroh.dns.endpoint_info import EndpointInfo
-from lab.iroh_peer import ALPN, QAD_WAIT, emit, report, stdin_closed, wait_direct
+from lab.iroh_peer import (
+    ALPN,
+    QAD_WAIT,
+    emit,
+    ours_echo_forever,
+    report,
+    stdin_closed,
+    wait_direct,
+)
 
 # Longest the server waits for the DNS server to hold its full record.
 PUBLISH_WAIT = 20.0
@@ -87,21 +94,6 @@ async def serve(ip: str, relay: str, pkarr_url: str) -> None:
         address_lookup=[publisher],
     )
 
-    async def echo(conn: Any) -> None:
-        with contextlib.suppress(IrohError):
-            while True:
-                send, recv = await conn.accept_bi()
-                await send.write_all(await recv.read_to_end(1 << 20))
-                await send.finish()
-
-    async def accept_loop() -> None:
-        tasks = set()
-        while True:
-            conn = await ep.accept()
-            t = asyncio.create_task(echo(conn))
-            tasks.add(t)
-            t.add_done_callback(tasks.discard)
-
     async def full_record_published() -> EndpointInfo:
         """The first accepted packet with our home relay and every QAD-learned address."""
         while True:
@@ -127,7 +119,7 @@ async def serve(ip: str, relay: str, pkarr_url: str) -> None:
                 "publish_s": time.monotonic() - start,
             }
         )
-        loop_task = asyncio.create_task(accept_loop())
+        loop_task = asyncio.create_task(ours_echo_forever(ep))
         await stdin_closed()
         loop_task.cancel()
     finally:

@@ -71,8 +71,27 @@ async def stdin_closed() -> None:
 # -- aioiroh ---------------------------------------------------------------------------------
 
 
+async def ours_echo_forever(ep: Any) -> None:
+    """Accept connections on an aioiroh endpoint and echo every bi-stream."""
+    from aioiroh import IrohError
+
+    async def echo(conn: Any) -> None:
+        with contextlib.suppress(IrohError):
+            while True:
+                send, recv = await conn.accept_bi()
+                await send.write_all(await recv.read_to_end(1 << 20))
+                await send.finish()
+
+    tasks: set[asyncio.Task[None]] = set()
+    while True:
+        conn = await ep.accept()
+        t = asyncio.create_task(echo(conn))
+        tasks.add(t)
+        t.add_done_callback(tasks.discard)
+
+
 async def ours_serve(ip: str, relay: str, public_ip: str | None, hard_nat: bool) -> None:
-    from aioiroh import Endpoint, IrohError, RelayMode
+    from aioiroh import Endpoint, RelayMode
 
     ep = await Endpoint.bind(
         alpns=[ALPN],
@@ -82,28 +101,13 @@ async def ours_serve(ip: str, relay: str, public_ip: str | None, hard_nat: bool)
         hard_nat=hard_nat,
     )
 
-    async def echo(conn: Any) -> None:
-        with contextlib.suppress(IrohError):
-            while True:
-                send, recv = await conn.accept_bi()
-                await send.write_all(await recv.read_to_end(1 << 20))
-                await send.finish()
-
-    async def accept_loop() -> None:
-        tasks = set()
-        while True:
-            conn = await ep.accept()
-            t = asyncio.create_task(echo(conn))
-            tasks.add(t)
-            t.add_done_callback(tasks.discard)
-
     try:
         await asyncio.wait_for(ep.online(), 30)
         # Like Rust's online() waiting for a net report: know our public address first.
         await ep.reflexive_addresses(timeout=QAD_WAIT)
         addrs = [f"{h}:{p}" for h, p in ep.direct_addresses()]
         emit({"id": str(ep.id), "addrs": addrs})
-        loop_task = asyncio.create_task(accept_loop())
+        loop_task = asyncio.create_task(ours_echo_forever(ep))
         await stdin_closed()
         loop_task.cancel()
     finally:

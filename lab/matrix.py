@@ -16,9 +16,8 @@ import json
 from dataclasses import dataclass
 
 from lab.harness import NAT_KINDS, Lab
+from lab.relay import start_relay
 
-RELAY_PORT = 3340
-QAD_PORT = 7842  # iroh's default, which RelayConfig assumes for a relay URL
 # Cells where Rust iroh reaches a direct path in its own patchbay tests.
 RUST_DIRECT_CELLS = {
     (s, c)
@@ -71,25 +70,11 @@ async def run_cell(
 ) -> CellResult:
     """One cell in a fresh lab. ``hard_nat``: aioiroh peers join the birthday attempt."""
     with Lab() as lab:
-        relay_host = lab.host("relay")
-        relay = await relay_host.spawn_python(
-            "aioiroh.cli.main",
-            "relay",
-            "--host",
-            relay_host.ip,
-            "--port",
-            str(RELAY_PORT),
-            "--qad-port",
-            str(QAD_PORT),
-            "--json",
-        )
-        url = f"http://{relay_host.ip}:{RELAY_PORT}"
+        relay, url = await start_relay(lab)
         srv_dev = lab.device(router=None if server_nat == "none" else lab.router(nat=server_nat))
         cli_dev = lab.device(router=None if client_nat == "none" else lab.router(nat=client_nat))
         server = None
         try:
-            # Peers must not race the relay's startup (Rust backs off for long after a miss).
-            await relay.recv(timeout=30)
             server = await srv_dev.spawn_python(
                 "lab.iroh_peer",
                 server_impl,

@@ -6,28 +6,10 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from lab.harness import Device, Lab, PyProcess
+from lab.harness import Device, Lab
+from lab.relay import start_relay
 
-RELAY_PORT = 3340
-QAD_PORT = 7842
-
-
-async def start_relay(lab: Lab) -> tuple[PyProcess, str]:
-    """Our relay (with QAD) on the lab's internet; returns the process and its URL."""
-    host = lab.host("relay")
-    relay = await host.spawn_python(
-        "aioiroh.cli.main",
-        "relay",
-        "--host",
-        host.ip,
-        "--port",
-        str(RELAY_PORT),
-        "--qad-port",
-        str(QAD_PORT),
-        "--json",
-    )
-    await relay.recv(timeout=30)
-    return relay, f"http://{host.ip}:{RELAY_PORT}"
+__all__ = ["start_relay", "transfer"]
 
 
 async def transfer(
