@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -123,6 +124,13 @@ async def test_send_directory_and_receive(tmp_path: Path) -> None:
         assert await interrupt(sender) == 130
 
 
+async def first_bytes(part: Path, timeout: float = 30.0) -> None:
+    """Wait until the receiver's partial file has data (no event to await: a bounded poll)."""
+    async with asyncio.timeout(timeout):
+        while not (part.exists() and part.stat().st_size > 0):
+            await asyncio.sleep(0.001)
+
+
 async def test_receive_interrupted_then_resumed(tmp_path: Path) -> None:
     src = tmp_path / "big.bin"
     write_random(src, BIG)
@@ -132,12 +140,14 @@ async def test_receive_interrupted_then_resumed(tmp_path: Path) -> None:
         async with running(
             "receive", ticket, "--out", str(out), *LOOPBACK, "--json", stdin=PIPE
         ) as rx:
-            while True:
-                progress = await json_event(rx.stdout, "progress")
-                if progress["bytes"] >= 4 << 20:
-                    break
-            assert progress["bytes"] < BIG
-            assert await interrupt(rx) == 130
+            # Freeze the sender as soon as the receiver has written something, so the receiver
+            # is surely mid-file when it is interrupted (loopback is too fast to race).
+            await first_bytes(out / ("big.bin" + PART_SUFFIX))
+            sender.send_signal(signal.SIGSTOP)
+            try:
+                assert await interrupt(rx) == 130
+            finally:
+                sender.send_signal(signal.SIGCONT)
         part = out / ("big.bin" + PART_SUFFIX)
         have = part.stat().st_size
         assert 0 < have < BIG and not (out / "big.bin").exists()
@@ -161,9 +171,13 @@ async def test_sender_restart_mid_transfer_is_retried(tmp_path: Path) -> None:
             "receive", ticket, "--out", str(out), *LOOPBACK, "--json", "--timeout", "3"
         )
         try:
-            while (await json_event(rx.stdout, "progress"))["bytes"] < 2 << 20:
-                pass
-            assert await interrupt(sender) == 130
+            # Stop the sender as soon as the receiver has written something (loopback is too
+            # fast to race): the Ctrl-C is queued before the sender may run again.
+            await first_bytes(out / ("big.bin" + PART_SUFFIX))
+            sender.send_signal(signal.SIGSTOP)
+            sender.send_signal(signal.SIGINT)
+            sender.send_signal(signal.SIGCONT)
+            assert await asyncio.wait_for(sender.wait(), 15) == 130
             retry = await json_event(rx.stdout, "retry")
             assert retry["delay"] > 0
             async with running("send", str(src), *bind, "--json") as again:
@@ -191,3 +205,32 @@ async def test_wrong_manifest_hash_is_refused(tmp_path: Path) -> None:
         assert not (tmp_path / "o" / "f.txt").exists()
     rc, _out, err = await run("receive", "sendnonsense")
     assert rc != 0 and b"bad ticket" in err
+
+
+async def test_cancelled_append_waits_for_its_write(tmp_path: Path) -> None:
+    """A receiver interrupted mid-write must not leave the write running behind its back:
+    the cleanup would append the same bytes again (a BLAKE3 mismatch on resume)."""
+    import io
+    import threading
+
+    from aioiroh.cli.transfer import _append_through
+
+    started, release = threading.Event(), threading.Event()
+
+    class SlowFile(io.FileIO):
+        def write(self, b: object) -> int:  # type: ignore[override]
+            started.set()
+            release.wait(10)
+            return super().write(b)  # type: ignore[arg-type]
+
+    path = tmp_path / "part"
+    with SlowFile(path, "ab") as fh:
+        task = asyncio.create_task(_append_through(fh, b"x" * 100))
+        await asyncio.to_thread(started.wait, 10)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=0.05)
+        assert not done, "the cancelled append returned before its write landed"
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert path.read_bytes() == b"x" * 100

@@ -403,6 +403,20 @@ def _append(fh: IO[bytes], data: bytes) -> None:
     fh.write(data)
 
 
+async def _append_through(fh: IO[bytes], data: bytes) -> None:
+    """Append ``data`` in a thread and always wait for the write to land.
+
+    Cancelling a plain ``await to_thread(...)`` leaves the write running in its thread: the
+    cleanup below could then write the same bytes again, or race it on the same file.
+    """
+    write = asyncio.ensure_future(asyncio.to_thread(_append, fh, data))
+    try:
+        await asyncio.shield(write)
+    except asyncio.CancelledError:
+        await write
+        raise
+
+
 async def _fetch_file(
     conn: Connection, index: int, entry: FileEntry, part: Path, report: _Reporter
 ) -> None:
@@ -424,16 +438,19 @@ async def _fetch_file(
                     raise _Fatal(f"{entry.path}: sender sent more than {entry.size} bytes")
                 batch += chunk
                 if len(batch) >= WRITE_BATCH:
-                    await asyncio.to_thread(_append, fh, bytes(batch))
-                    got += len(batch)
-                    report.advance(len(batch))
-                    batch.clear()
+                    data = bytes(batch)
+                    batch.clear()  # from here these bytes belong to the write, not the batch
+                    await _append_through(fh, data)
+                    got += len(data)
+                    report.advance(len(data))
         finally:
             # Keep every byte that arrived, even when the connection dies mid-file.
             if batch:
-                await asyncio.to_thread(_append, fh, bytes(batch))
-                report.advance(len(batch))
-                got += len(batch)
+                data = bytes(batch)
+                batch.clear()
+                await _append_through(fh, data)
+                report.advance(len(data))
+                got += len(data)
     if got != entry.size:
         raise _Fatal(f"{entry.path}: sender ended after {got} of {entry.size} bytes")
 
