@@ -112,7 +112,14 @@ class Connection:
 
         driver = self._driver
         snapshots = getattr(self._quic, "path_snapshots", None)
-        if snapshots is not None and driver.handshake_complete:
+        manager = driver.manager
+        # Until the path manager starts (one loop turn after the handshake) its first poll
+        # reports the current paths itself; a snapshot now would report them twice.
+        if (
+            snapshots is not None
+            and driver.handshake_complete
+            and (manager is None or manager.started)
+        ):
             live = [s for s in snapshots() if s.validated and not s.abandoned]
             queue.extend(PathEvent("opened", s.path_id, s.remote) for s in live)
             queue.extend(PathEvent("selected", s.path_id, s.remote) for s in live if s.carries_data)

@@ -100,6 +100,12 @@ class ConnectionDriver:
                 engine, local_candidates=sock.candidate_addrs, on_event=self._on_path_event
             )
 
+    def _start_manager(self) -> None:
+        if self.closed or self.manager is None or self.quic.is_closing:
+            return
+        self.manager.start(self.loop.time())
+        self.flush()
+
     def _path_idle_timeout(self, path: Any) -> float:
         if isinstance(path, RelayPath):
             return RELAY_PATH_IDLE_TIMEOUT
@@ -149,6 +155,7 @@ class ConnectionDriver:
         if self.closed:
             return
         quic = self.quic
+        start_manager = False
         while (event := quic.next_event()) is not None:
             if isinstance(event, events.ConnectionIdIssued):
                 self.cids.add(event.connection_id)
@@ -158,14 +165,18 @@ class ConnectionDriver:
                 self.socket.unregister_cid(event.connection_id)
             elif isinstance(event, events.HandshakeCompleted):
                 self.handshake_complete = True
-                if self.manager is not None:
-                    self.manager.start(self.loop.time())
+                start_manager = self.manager is not None
             elif isinstance(event, PathOpened | PathAbandoned | PathStatusChanged):
                 continue  # the path manager reports path changes from the engine's state
             try:
                 self.on_event(event)
             except Exception:  # an application bug must not kill the socket
                 logger.exception("connection event handler failed")
+        if start_manager:
+            # Path management (our candidates, the first holepunch round, path events) starts
+            # one loop turn later: the client's Finished leaves now without it, and the task
+            # awaiting the handshake (woken by the event above) runs first.
+            self.loop.call_soon(self._start_manager)
         now = self.loop.time()
         if self.manager is not None and not quic.is_closing:
             self.manager.poll(now)
@@ -295,7 +306,7 @@ class ConnectionDriver:
 
     def refresh_candidates(self) -> None:
         """Our candidate addresses changed (e.g. a new QAD answer): re-announce them."""
-        if self.manager is None or not self.handshake_complete or self.closed:
+        if self.manager is None or not self.manager.started or self.closed:
             return
         self.manager.refresh_candidates(self.loop.time())
         self.schedule_flush()
@@ -303,7 +314,7 @@ class ConnectionDriver:
     def on_network_change(self) -> None:
         """Our interface addresses changed (we moved): re-announce candidates and retire IP
         paths that stay silent for :data:`NETWORK_CHANGE_GRACE` seconds."""
-        if self.manager is None or not self.handshake_complete or self.closed:
+        if self.manager is None or not self.manager.started or self.closed:
             return
         now = self.loop.time()
         self.refresh_candidates()

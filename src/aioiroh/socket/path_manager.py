@@ -103,6 +103,11 @@ class PathManager:
         if self.engine.is_client:
             self.schedule.on_connection_added(now)
 
+    @property
+    def started(self) -> bool:
+        """True once :meth:`start` ran (the driver starts it right after the handshake)."""
+        return self._started
+
     def refresh_candidates(self, now: float) -> None:
         """Give the engine our current local candidate addresses (call on address changes)."""
         local = self.local_candidates()

@@ -1,0 +1,88 @@
+"""Connection setup: work kept off the handshake's critical path still happens promptly."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from aioiroh.endpoint import Connection, Endpoint
+from aioiroh.socket.path_manager import PathEvent
+
+pytestmark = pytest.mark.timeout(30)
+
+ALPN = b"aioiroh/test/setup/0"
+
+
+@pytest.fixture
+async def pair():
+    server = await Endpoint.bind(alpns=[ALPN], bind_addr="127.0.0.1:0", bind_addr_v6=False)
+    client = await Endpoint.bind(bind_addr="127.0.0.1:0", bind_addr_v6=False)
+    yield server, client
+    await client.close()
+    await server.close()
+
+
+async def connect_pair(server: Endpoint, client: Endpoint) -> tuple[Connection, Connection]:
+    accepted = asyncio.create_task(server.accept())
+    conn = await client.connect(server.addr(), ALPN)
+    return conn, await accepted
+
+
+async def _turns(n: int = 3) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def test_path_manager_starts_right_after_the_handshake(pair) -> None:
+    server, client = pair
+    c, s = await connect_pair(server, client)
+    await _turns()
+    for conn in (c, s):
+        manager = conn._driver.manager
+        assert manager is not None and manager.started
+        # Our candidates went to the engine (the server announces them with ADD_ADDRESS).
+        assert manager._local == [conn._driver.socket.local_addrs()[0]]
+    # The client ran its on-connect holepunch round (iroh's schedule), without waiting.
+    client_manager = c._driver.manager
+    assert client_manager is not None
+    assert client_manager.schedule._last_round_at is not None
+
+
+async def test_path_events_right_after_connect_are_not_doubled(pair) -> None:
+    server, client = pair
+    c, _ = await connect_pair(server, client)
+    seen: list[PathEvent] = []
+
+    async def watch() -> None:
+        async for event in c.path_events():
+            seen.append(event)
+
+    task = asyncio.create_task(watch())
+    await _turns(5)
+    task.cancel()
+    kinds = [(e.kind, e.path_id) for e in seen]
+    assert kinds.count(("opened", 0)) == 1, kinds
+    assert kinds.count(("selected", 0)) == 1, kinds
+    # Subscribing later replays the current state once, too.
+    later: list[PathEvent] = []
+
+    async def watch_later() -> None:
+        async for event in c.path_events():
+            later.append(event)
+
+    task2 = asyncio.create_task(watch_later())
+    await _turns(2)
+    task2.cancel()
+    assert [(e.kind, e.path_id) for e in later] == [("opened", 0), ("selected", 0)]
+
+
+async def test_connection_closed_at_once_skips_path_management(pair) -> None:
+    server, client = pair
+    accepted = asyncio.create_task(server.accept())
+    c = await client.connect(server.addr(), ALPN)
+    c.close()  # before the next loop turn: no candidates, no holepunch round for it
+    await accepted
+    await _turns()
+    manager = c._driver.manager
+    assert manager is not None and not manager.started
