@@ -4,14 +4,33 @@ A connection's reader runs in the aiohttp handler task; its writer is a task own
 connection that drains a bounded queue (full → drop and count). Keep-alive is not a task per
 client: the server calls :meth:`RelayHub.tick` periodically, which pings quiet clients and
 aborts those whose ping went unanswered or whose write has been stuck too long.
+
+Buffers (:func:`limit_buffers`): whatever sits in a buffer below us is delivered in order and
+cannot be dropped, so the buffers we do not control are kept small and the backlog stays
+where it is bounded.
+
+* Toward a client (send side): ``TCP_NOTSENT_LOWAT`` caps the unsent bytes in the kernel (Linux
+  would otherwise grow the send buffer to megabytes for a slow reader), and the asyncio write
+  buffer pauses the writer early, so a slow reader's backlog waits in the per-client queue,
+  which is bounded in frames and in bytes (full → dropped). A reader that stops altogether
+  blocks the writer and is disconnected after ``write_timeout``.
+* From a rate-limited client (receive side): the limiter stops reading, and the backlog would
+  sit in the kernel receive buffer, which autotunes to megabytes — seconds of delay at the
+  limited rate, invisible to the client. With a rate limit configured, each relay socket gets
+  a fixed receive buffer of about :data:`RECEIVE_WINDOW_TIME` of the rate (a fixed size is not
+  autotuned), and while the limiter holds the reader back the socket is not read at all (else
+  aiohttp would go on filling its message queue, up to 512 KiB), so TCP flow control pushes
+  the backlog back to the client, whose own queue bounds and drops it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
+import socket
 from collections import deque
 from typing import Final
 
@@ -40,7 +59,7 @@ from .clients import Action, ClientRegistry, SendEndpointGone, SendStatus
 from .config import ServerConfig
 from .metrics import RelayMetrics
 
-__all__ = ["ClientConn", "RelayHub"]
+__all__ = ["ClientConn", "RelayHub", "limit_buffers", "receive_buffer_for"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +69,44 @@ CLOSE_TIMEOUT: Final = 1.0
 SHUTDOWN_FLUSH_TIMEOUT: Final = 1.0
 # A whole WebSocket message must fit the bucket, or it could never be let through.
 _MIN_BURST: Final = MAX_FRAME_SIZE
+# Unsent bytes the kernel may hold for a client socket (TCP_NOTSENT_LOWAT). Bytes in flight
+# are not counted, so this costs no throughput once it covers the time to refill the socket.
+SEND_LOWAT: Final = 32 * 1024
+# asyncio write buffer above which the writer waits (aiohttp checks it every this many bytes).
+SEND_BUFFER_HIGH: Final = 32 * 1024
+# Under a rate limit: the receive buffer holds about this much time at the limited rate. It
+# is also the window, so it must cover the client's RTT for the client to reach the rate.
+RECEIVE_WINDOW_TIME: Final = 0.1
+RECEIVE_BUFFER_MIN: Final = 16 * 1024
+RECEIVE_BUFFER_MAX: Final = 4 * 1024 * 1024
+
+
+def receive_buffer_for(bytes_per_second: int) -> int:
+    """The ``SO_RCVBUF`` asked for on a client socket under a ``bytes_per_second`` limit."""
+    size = int(bytes_per_second * RECEIVE_WINDOW_TIME)
+    return min(max(size, RECEIVE_BUFFER_MIN), RECEIVE_BUFFER_MAX)
+
+
+def limit_buffers(ws: web.WebSocketResponse, request: web.Request, config: ServerConfig) -> None:
+    """Shrink the buffers under a prepared relay WebSocket (see the module docstring).
+
+    Best effort: options the platform or aiohttp does not offer are skipped.
+    """
+    transport = request.transport
+    if transport is None:
+        return
+    with contextlib.suppress(AttributeError, NotImplementedError, ValueError):
+        transport.set_write_buffer_limits(high=SEND_BUFFER_HIGH)
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        lowat = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+        if lowat is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, lowat, SEND_LOWAT)
+        if config.rate_limit is not None:
+            size = receive_buffer_for(config.rate_limit.bytes_per_second)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 class ClientConn:
@@ -76,6 +133,10 @@ class ClientConn:
         config = hub.config
         self._queue: deque[bytes] = deque()
         self._queue_max = config.send_queue
+        self.queue_bytes_max = config.send_queue_bytes
+        """Bytes of frames queued for this client before new ones are dropped."""
+        self.queued_bytes = 0
+        """Bytes of frames in the queue now."""
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
         self._flushed.set()
@@ -98,10 +159,15 @@ class ClientConn:
 
     def send_frame(self, frame: bytes) -> bool:
         """Queue an encoded frame; False (and counted) if the queue is full or closing."""
-        if self.closing or len(self._queue) >= self._queue_max:
+        if (
+            self.closing
+            or len(self._queue) >= self._queue_max
+            or (self.queued_bytes + len(frame) > self.queue_bytes_max and self._queue)
+        ):
             self.hub.metrics.dropped_queue_full += 1
             return False
         self._queue.append(frame)
+        self.queued_bytes += len(frame)
         self._flushed.clear()
         self._wake.set()
         return True
@@ -124,6 +190,7 @@ class ClientConn:
                 await self._wake.wait()
                 continue
             frame = queue.popleft()
+            self.queued_bytes -= len(frame)
             self.write_started = loop.time()
             await ws.send_bytes(frame)
             self.write_started = None
@@ -188,7 +255,7 @@ class ClientConn:
                             self._rate_limited_sent = True
                             self.send_msg(Status(StatusCode.RATE_LIMITED))
                         # Back-pressure: stop reading; TCP pushes back on the client.
-                        await asyncio.sleep(delay)
+                        await self._pause_reading(delay)
             elif msg.type is WSMsgType.TEXT:
                 continue  # iroh ignores text messages
             elif msg.type is WSMsgType.ERROR:
@@ -202,6 +269,25 @@ class ClientConn:
                 return
             else:  # CLOSE, CLOSING, CLOSED
                 return
+
+    async def _pause_reading(self, delay: float) -> None:
+        """Leave the socket unread for ``delay`` seconds (the rate limiter's verdict).
+
+        aiohttp would otherwise keep reading into its message queue while we wait. The
+        transport is paused directly: aiohttp's own pause (its queue is full) is tracked on
+        the protocol and must survive ours, so we resume only what we paused.
+        """
+        transport = self._request.transport
+        if transport is None or not transport.is_reading():
+            await asyncio.sleep(delay)
+            return
+        transport.pause_reading()
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            aiohttp_paused = getattr(self._request.protocol, "_reading_paused", False)
+            if not transport.is_closing() and not aiohttp_paused:
+                transport.resume_reading()
 
     # --- closing ---------------------------------------------------------------------------
 

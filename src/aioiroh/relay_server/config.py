@@ -12,6 +12,8 @@ __all__ = ["AccessConfig", "RateLimit", "ServerConfig"]
 
 # iroh's PER_CLIENT_SEND_QUEUE_DEPTH (wire doc §5.6).
 DEFAULT_SEND_QUEUE: Final = 512
+# ... and at most this many bytes of them: 512 full batch frames would be 32 MiB per client.
+DEFAULT_SEND_QUEUE_BYTES: Final = 1024 * 1024
 # A write that cannot finish in this long marks the client as stuck (defaults.rs).
 DEFAULT_WRITE_TIMEOUT: Final = 2.0
 # Server pings after this much silence plus a random 1..5 s, like iroh (§5.6).
@@ -66,6 +68,8 @@ class ServerConfig:
     """Per-client receive rate limit, or None for unlimited."""
     send_queue: int = DEFAULT_SEND_QUEUE
     """Frames queued per client before new ones are dropped (and counted)."""
+    send_queue_bytes: int = DEFAULT_SEND_QUEUE_BYTES
+    """Bytes of frames queued per client before new ones are dropped (one frame always fits)."""
     write_timeout: float = DEFAULT_WRITE_TIMEOUT
     """Seconds a single write may block before the client is disconnected as stuck."""
     ping_interval: float = DEFAULT_PING_INTERVAL

@@ -41,7 +41,7 @@ from ..relay.protocol.version import (
     negotiate,
 )
 from .access import bearer_token, check_access
-from .client_conn import ClientConn, RelayHub
+from .client_conn import SEND_BUFFER_HIGH, ClientConn, RelayHub, limit_buffers
 
 __all__ = ["build_app", "build_metrics_app"]
 
@@ -125,6 +125,8 @@ async def _relay_handler(request: web.Request) -> web.StreamResponse:
         timeout=1.0,
         autoping=True,
         compress=False,
+        # aiohttp waits for the transport to drain only every writer_limit bytes.
+        writer_limit=SEND_BUFFER_HIGH,
     )
     ready = ws.can_prepare(request)
     if not ready.ok or ready.protocol != version.value:
@@ -133,6 +135,7 @@ async def _relay_handler(request: web.Request) -> web.StreamResponse:
             status=400, text="not a WebSocket upgrade", headers={"Sec-WebSocket-Version": "13"}
         )
     await ws.prepare(request)
+    limit_buffers(ws, request, config)
     try:
         async with asyncio.timeout(config.handshake_timeout):
             endpoint_id = await _handshake(ws, request, version)
