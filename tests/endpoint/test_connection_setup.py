@@ -86,3 +86,31 @@ async def test_connection_closed_at_once_skips_path_management(pair) -> None:
     await _turns()
     manager = c._driver.manager
     assert manager is not None and not manager.started
+
+
+async def test_candidates_come_from_the_monitored_interface_addresses(pair, monkeypatch) -> None:
+    server, client = pair
+    calls = 0
+    real = Endpoint._interface_addresses
+
+    def counting(self: Endpoint) -> list[tuple[str, int]]:
+        nonlocal calls
+        calls += 1
+        return real(self)
+
+    target = server.addr()
+    monkeypatch.setattr(Endpoint, "_interface_addresses", counting)
+    accepted = asyncio.create_task(server.accept())
+    c = await client.connect(target, ALPN)
+    s = await accepted
+    await _turns()
+    assert calls == 0  # no interface enumeration per connection
+    for ep, conn in ((client, c), (server, s)):
+        manager = conn._driver.manager
+        assert manager is not None
+        assert manager._local == ep._interface_addrs == ep.direct_addresses()
+    # A reflexive (QAD) address joins the candidates, like in direct_addresses().
+    client._reflexive[4] = ("203.0.113.7", 4242)
+    assert client._candidate_addresses() == [*client._interface_addrs, ("203.0.113.7", 4242)]
+    assert client._candidate_addresses() == client.direct_addresses()
+    client._reflexive.clear()

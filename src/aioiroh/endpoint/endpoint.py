@@ -139,7 +139,7 @@ class Endpoint:
             v6 = _parse_bind(bind_addr_v6, ("::", 0))
         ep._socket.nat_traversal = nat_traversal
         ep._socket.hard_nat = hard_nat and nat_traversal
-        ep._socket.local_candidates = ep.direct_addresses
+        ep._socket.local_candidates = ep._candidate_addresses
         ep._socket.bind(v4, v6)
         relay_map = ep.relay_mode.relay_map()
         if len(relay_map):
@@ -319,6 +319,16 @@ class Endpoint:
         """Addresses a peer can dial us on directly: interface addresses of the bound sockets
         (unspecified binds expanded) plus the public addresses QAD reported."""
         out = self._interface_addresses()
+        for addr in self._reflexive.values():
+            if addr not in out:
+                out.append(addr)
+        return out
+
+    def _candidate_addresses(self) -> list[tuple[str, int]]:
+        """Our NAT traversal candidates for a new connection: like :meth:`direct_addresses`,
+        but from the interface addresses the network monitor keeps (enumerating interfaces
+        costs ~50 us, too much per connection; a change re-announces to every connection)."""
+        out = list(self._interface_addrs)
         for addr in self._reflexive.values():
             if addr not in out:
                 out.append(addr)
