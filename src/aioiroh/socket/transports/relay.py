@@ -3,10 +3,15 @@
 :class:`RelayTransport` is what the socket talks to for every relay path:
 
 * **Home relay.** On :meth:`~RelayTransport.start` every relay in the map is probed with
-  ``GET /ping`` (3 probes each, concurrently across relays); the lowest median wins and
-  is published on :attr:`~RelayTransport.home_relay`. The home connection is kept up
-  forever, reconnecting with exponential backoff (10 ms … 16 s, jittered).
+  ``GET /ping`` (3 probes each, concurrently across relays); the fastest wins and is
+  published on :attr:`~RelayTransport.home_relay`. The home connection is kept up,
+  reconnecting with exponential backoff (10 ms … 16 s, jittered).
   :meth:`~RelayTransport.online` resolves once it is connected and authenticated.
+* **Re-probing.** Like iroh's net report, the relays are probed again every 20-26 s and
+  at once after :meth:`~RelayTransport.network_changed`; :class:`HomeRelaySelector` moves
+  home only to a relay that is clearly better (iroh's hysteresis), or away from a home that
+  stopped answering. A former home is just another relay connection: peers that still
+  address us there reach us, until it has been idle for 60 s.
 * **Other relays on demand.** :meth:`~RelayTransport.send` to a relay we are not connected
   to (a peer's own relay) opens a connection there; it is closed again after 60 s without
   writes, like iroh's ``RELAY_INACTIVE_CLEANUP_TIME``.
@@ -61,6 +66,7 @@ from ...util.backoff import DEFAULT_BACKOFF, Backoff
 from ...util.watch import Watchable, Watcher
 
 __all__ = [
+    "HomeRelaySelector",
     "RelayRecvCallback",
     "RelayTransport",
     "RelayTransportConfig",
@@ -99,6 +105,14 @@ PROBES_PER_RELAY: Final = 3
 PROBE_TIMEOUT: Final = 3.0
 # Re-probing when no relay answered at all: start at 1 s, back off to 30 s.
 PROBE_RETRY_BACKOFF: Final = Backoff(min_delay=1.0, max_delay=30.0)
+# Once there is a home: probe every relay again after a random 20..26 s, like iroh's periodic
+# net report (iroh/src/socket.rs, new_re_stun_timer: just under a common 30 s NAT timeout).
+REPROBE_INTERVAL: Final = (20.0, 26.0)
+# How long a relay's best latency is remembered when ranking relays, and the factor by which
+# another relay must beat the home's current latency to take over (iroh/src/net_report.rs,
+# add_report_history_and_set_preferred_relay: 5 min of reports, "2/3").
+REPORT_HISTORY: Final = 300.0
+HOME_SWITCH_RATIO: Final = 2 / 3
 # Frame overhead of a batch: type tag, dst id, ECN, segment size.
 _BATCH_OVERHEAD: Final = 1 + 32 + 1 + 2
 # Largest datagram payload one frame can carry.
@@ -141,6 +155,10 @@ class RelayTransportConfig:
     """Timeout of one ``/ping`` probe."""
     probe_retry_backoff: Backoff = PROBE_RETRY_BACKOFF
     """Schedule for re-probing when no relay answered."""
+    reprobe_interval: tuple[float, float] | None = REPROBE_INTERVAL
+    """Uniform random range (seconds) between re-probes once a home is chosen; None: never."""
+    report_history: float = REPORT_HISTORY
+    """Seconds a relay's best probe latency counts when ranking relays (see HomeRelaySelector)."""
     protocols: tuple[str, ...] = SUBPROTOCOLS
     """Relay protocol versions offered, preferred first."""
     home_relay: RelayUrl | None = None
@@ -316,6 +334,63 @@ def choose_home_relay(latencies: Mapping[RelayUrl, Iterable[float]]) -> RelayUrl
     return None if best is None else best[1]
 
 
+class HomeRelaySelector:
+    """Which relay is home, report after report (sans-I/O; iroh's rule, described below).
+
+    Each :meth:`update` takes one round of probe results. A relay's latency in a round is its
+    fastest probe; relays without an answer are absent from the round. Then, in the spirit of
+    iroh's ``add_report_history_and_set_preferred_relay`` (``iroh/src/net_report.rs``):
+
+    * Rounds older than :data:`REPORT_HISTORY` are forgotten; each relay is ranked by its best
+      latency over the rounds remembered, so one slow sample does not demote a good relay.
+    * Only relays that answered in this round are candidates; the best ranked one wins.
+    * Hysteresis: if the current home answered in this round, it stays home unless the winner's
+      ranked latency is below :data:`HOME_SWITCH_RATIO` (2/3) of the home's latency *in this
+      round*. A home that did not answer is replaced by the winner.
+    * A round in which no relay answered changes nothing (iroh's socket keeps its relay when
+      a report names none: ``handle_net_report_report`` in ``iroh/src/socket.rs``).
+    """
+
+    def __init__(
+        self, *, history: float = REPORT_HISTORY, switch_ratio: float = HOME_SWITCH_RATIO
+    ) -> None:
+        self.history = history
+        self.switch_ratio = switch_ratio
+        self.home: RelayUrl | None = None
+        """The current choice (None before any relay answered)."""
+        self._rounds: deque[tuple[float, dict[RelayUrl, float]]] = deque()
+
+    def update(self, latencies: Mapping[RelayUrl, Iterable[float]], now: float) -> RelayUrl | None:
+        """Feed one probing round taken at ``now`` (seconds); returns the home relay."""
+        current: dict[RelayUrl, float] = {}
+        for url, samples in latencies.items():
+            values = list(samples)
+            if values:
+                current[url] = min(values)
+        rounds = self._rounds
+        while rounds and now - rounds[0][0] > self.history:
+            rounds.popleft()
+        rounds.append((now, current))
+        if not current:
+            return self.home
+        best: dict[RelayUrl, float] = {}
+        for _, seen in rounds:
+            for url, latency in seen.items():
+                if url not in best or latency < best[url]:
+                    best[url] = latency
+        winner = min(current, key=lambda url: best[url])  # first in map order on ties
+        home = self.home
+        if (
+            home is not None
+            and winner != home
+            and home in current
+            and best[winner] > current[home] * self.switch_ratio
+        ):
+            winner = home
+        self.home = winner
+        return winner
+
+
 # --- the transport ---------------------------------------------------------------------------
 
 
@@ -345,6 +420,8 @@ class RelayTransport:
         """The chosen home relay (None until chosen)."""
         self.connected_relays: Watchable[frozenset[RelayUrl]] = Watchable(frozenset())
         """Relays with a live, authenticated connection right now."""
+        self.relay_latencies: Watchable[dict[RelayUrl, list[float]]] = Watchable({})
+        """The latest probing round: each relay's ``/ping`` latencies (empty: no answer)."""
         self._on_recv = on_recv
         self._rng = rng
         self._online: Watchable[bool] = Watchable(False)
@@ -353,6 +430,8 @@ class RelayTransport:
         self._session: aiohttp.ClientSession | None = None
         self._started = False
         self._closed = False
+        self._selector = HomeRelaySelector(history=self.config.report_history)
+        self._reprobe = asyncio.Event()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -379,6 +458,10 @@ class RelayTransport:
         """Follow whether the home relay connection is up."""
         return self._online.watch()
 
+    def network_changed(self) -> None:
+        """The local network changed: probe the relays again now (iroh re-runs its report)."""
+        self._reprobe.set()
+
     async def close(self) -> None:
         """Close every relay connection and stop all tasks. Idempotent."""
         if self._closed:
@@ -399,6 +482,7 @@ class RelayTransport:
         self._online.close()
         self.home_relay.close()
         self.connected_relays.close()
+        self.relay_latencies.close()
 
     async def __aenter__(self) -> RelayTransport:
         await self.start()
@@ -491,44 +575,77 @@ class RelayTransport:
             m.bytes_received += len(datagram)
 
     async def _select_home(self) -> None:
-        """Probe the relays, pick the home relay, retrying while none answers."""
+        """Pick the home relay, retrying while none answers; then re-probe periodically."""
         cfg = self.config
         if cfg.home_relay is not None:
             self._make_home(cfg.home_relay)
             return
-        assert self._session is not None
         attempt = 0
-        while True:
-            urls = self.relay_map.urls()
-            results = await asyncio.gather(
-                *(
-                    probe_relay(
-                        self._session, u, count=cfg.probes_per_relay, timeout=cfg.probe_timeout
-                    )
-                    for u in urls
-                )
-            )
-            latencies = dict(zip(urls, results))
-            logger.debug("relay probe results: %s", latencies)
-            home = choose_home_relay(latencies)
-            if home is not None:
-                self._make_home(home)
-                return
+        while await self._probe_round() is None:
             delay = cfg.probe_retry_backoff.delay(attempt, self._rng)
             attempt += 1
             logger.info("no relay answered /ping; probing again in %.1f s", delay)
-            await asyncio.sleep(delay)
+            await self._wait_reprobe(delay)
+        if cfg.reprobe_interval is None:
+            return
+        low, high = cfg.reprobe_interval
+        while True:
+            await self._wait_reprobe(low + (high - low) * self._rng())
+            if len(self.relay_map.urls()) < 2:
+                continue  # nothing to compare the home with
+            await self._probe_round()
+
+    async def _wait_reprobe(self, timeout: float) -> None:
+        """Sleep ``timeout`` seconds, or until :meth:`network_changed` is called."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._reprobe.wait()
+        except TimeoutError:
+            pass
+        self._reprobe.clear()
+
+    async def _probe_round(self) -> RelayUrl | None:
+        """Probe every relay once, let the selector decide, move home if it says so."""
+        cfg = self.config
+        assert self._session is not None
+        urls = self.relay_map.urls()
+        results = await asyncio.gather(
+            *(
+                probe_relay(self._session, u, count=cfg.probes_per_relay, timeout=cfg.probe_timeout)
+                for u in urls
+            )
+        )
+        latencies = dict(zip(urls, results))
+        logger.debug("relay probe results: %s", latencies)
+        home = self._selector.update(latencies, asyncio.get_running_loop().time())
+        self.relay_latencies.set(latencies)
+        if home is not None and home != self.home_relay.get():
+            self._make_home(home)
+        return home
 
     def _make_home(self, url: RelayUrl) -> None:
+        previous = self.home_relay.get()
+        if previous == url:
+            return
+        old = self._relays.get(previous) if previous is not None else None
+        if old is not None:
+            # No longer home, still connected: peers that address us there (our published
+            # relay until they learn the new one) still reach us. It is now closed like any
+            # other relay connection after the inactive timeout, counted from now.
+            old.is_home = False
+            old.last_write = max(old.last_write, old.loop.time())
+            old.wake.set()
         relay = self._relays.get(url)
-        if relay is None:
-            self._add_relay(url, is_home=True)
+        if relay is None or relay.closing:
+            relay = self._add_relay(url, is_home=True)
         else:
             relay.is_home = True
-            if relay.client is not None:
-                self._online.set(True)
+        self._online.set(relay.client is not None)
         self.home_relay.set(url)
-        logger.info("home relay is %s", url)
+        if previous is None:
+            logger.info("home relay is %s", url)
+        else:
+            logger.info("home relay is now %s, was %s", url, previous)
 
 
 class _ActiveRelay:
