@@ -7,6 +7,11 @@ threads). A few warm-up dials are not counted.
 
     python bench/handshake.py [-n 50] [--rows ours-ours,ours-rust,rust-ours,rust-rust]
                               [--profile FILE]   # cProfile the ours-ours row into FILE
+                              [--lookup]         # aioiroh dialers have an address lookup
+
+``--lookup`` gives the aioiroh dialer an address lookup service whose answer never comes (like
+a DNS or pkarr query still in flight): ``connect`` runs it alongside the handshake, as with
+n0's lookups configured, and must not wait for it once the handshake is done.
 """
 
 from __future__ import annotations
@@ -87,13 +92,36 @@ async def server_rust() -> tuple[dict[str, Any], Callable[[], Awaitable[None]]]:
 
 # -- clients: each returns (dial, stop); dial connects once and closes ------------------------
 
+LOOKUP = False
+
+
+class PendingLookup:
+    """An address lookup whose answer is always still on its way (a query in flight)."""
+
+    def publish(self, info: Any) -> None:
+        pass
+
+    def resolve(self, endpoint_id: Any) -> Any:
+        return self._pending()
+
+    async def _pending(self) -> Any:
+        await asyncio.Event().wait()
+        yield None  # never reached
+
+    async def aclose(self) -> None:
+        pass
+
 
 async def client_ours(
     target: dict[str, Any],
 ) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
     from aioiroh import Endpoint, EndpointAddr
 
-    ep = await Endpoint.bind(bind_addr="127.0.0.1:0", bind_addr_v6=False)
+    ep = await Endpoint.bind(
+        bind_addr="127.0.0.1:0",
+        bind_addr_v6=False,
+        address_lookup=[PendingLookup()] if LOOKUP else None,
+    )
     addr = EndpointAddr(target["id"], None, target["addrs"])
 
     async def dial() -> None:
@@ -182,7 +210,10 @@ def cli() -> None:
     p.add_argument("-n", type=int, default=50)
     p.add_argument("--rows", default="ours-ours,ours-rust,rust-ours,rust-rust")
     p.add_argument("--profile", default=None)
+    p.add_argument("--lookup", action="store_true")
     a = p.parse_args()
+    global LOOKUP
+    LOOKUP = a.lookup
     asyncio.run(main(a.n, a.rows.split(","), a.profile))
 
 

@@ -114,3 +114,52 @@ async def test_candidates_come_from_the_monitored_interface_addresses(pair, monk
     assert client._candidate_addresses() == [*client._interface_addrs, ("203.0.113.7", 4242)]
     assert client._candidate_addresses() == client.direct_addresses()
     client._reflexive.clear()
+
+
+class _SlowLookup:
+    """A lookup whose query is still in flight at handshake time and slow to wind down."""
+
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+
+    def publish(self, info: object) -> None:
+        pass
+
+    def resolve(self, endpoint_id: object):  # type: ignore[no-untyped-def]
+        return self._stream()
+
+    async def _stream(self):  # type: ignore[no-untyped-def]
+        try:
+            await asyncio.Event().wait()
+            yield None
+        finally:
+            await asyncio.sleep(0.3)  # e.g. a DNS socket being torn down
+            self.closed.set()
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_connect_does_not_wait_for_the_dial_lookup_to_wind_down() -> None:
+    lookup = _SlowLookup()
+    server = await Endpoint.bind(alpns=[ALPN], bind_addr="127.0.0.1:0", bind_addr_v6=False)
+    client = await Endpoint.bind(
+        bind_addr="127.0.0.1:0", bind_addr_v6=False, address_lookup=[lookup]
+    )
+    try:
+        accepted = asyncio.create_task(server.accept())
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        conn = await client.connect(server.addr(), ALPN)
+        assert loop.time() - start < 0.25
+        await accepted
+        # The lookup was running alongside the dial and is being closed in the background.
+        pending = [t for t in client._tasks if t.get_name() == "aioiroh-dial-lookup"]
+        assert len(pending) == 1 and not lookup.closed.is_set()
+        await asyncio.wait_for(lookup.closed.wait(), 5)
+        await _turns()
+        assert not [t for t in client._tasks if t.get_name() == "aioiroh-dial-lookup"]
+        conn.close()
+    finally:
+        await client.close()
+        await server.close()

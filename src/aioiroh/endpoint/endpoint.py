@@ -55,6 +55,12 @@ class EndpointState(enum.Enum):
     CLOSED = "closed"
 
 
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """Done callback of a task nobody awaits: retrieve (and log) its error."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        logger.debug("%s failed", task.get_name(), exc_info=exc)
+
+
 def _parse_bind(addr: str | tuple[str, int] | None, default: tuple[str, int]) -> tuple[str, int]:
     if addr is None:
         return default
@@ -168,10 +174,11 @@ class Endpoint:
             ep._spawn(ep._publish_loop(), "aioiroh-publish")
         return ep
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def endpoint_info(self) -> EndpointInfo:
         """What we publish about ourselves: home relay and direct addresses."""
@@ -411,11 +418,10 @@ class Endpoint:
         conn = Connection(driver)
         self._pending.add(conn)
         driver.flush()
-        refresher = (
-            asyncio.create_task(self._refresh_candidates(driver, addr))
-            if self._lookup is not None
-            else None
-        )
+        refresher = None
+        if self._lookup is not None:
+            refresher = self._spawn(self._refresh_candidates(driver, addr), "aioiroh-dial-lookup")
+            refresher.add_done_callback(_log_failure)
         try:
             # Awaited directly under asyncio.timeout: the task resumes one loop turn after the
             # handshake completes (wait_for(shield(...)) took three turns, ~1 ms when busy).
@@ -433,8 +439,9 @@ class Endpoint:
         finally:
             self._pending.discard(conn)
             if refresher is not None:
+                # It winds down (closing the lookup streams) on its own: waiting for that took
+                # several loop turns after the handshake. Endpoint.close() still awaits it.
                 refresher.cancel()
-                await asyncio.gather(refresher, return_exceptions=True)
         self._track(conn)
         return conn
 
