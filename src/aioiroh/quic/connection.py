@@ -42,9 +42,7 @@ from .connection_nat import NatLayer
 from .connection_state import (
     ACK_DELAY,
     ACK_EVERY,
-    ACTIVE_CID_LIMIT,
     APP,
-    CONNECTION_ID_LIMIT_ERROR,
     CRYPTO_BUFFER_EXCEEDED,
     CRYPTO_ERROR,
     EPOCHS,
@@ -52,10 +50,7 @@ from .connection_state import (
     INITIAL,
     INTERNAL_ERROR,
     MAX_CRYPTO_BUFFER,
-    MAX_PEER_CIDS_PER_PATH,
     MAX_PENDING_DATAGRAMS,
-    MAX_PENDING_RETIRES,
-    MAX_REMOTE_PATHS,
     NO_ERROR,
     PACKET_FLAG,
     PROTOCOL_VIOLATION,
@@ -209,9 +204,9 @@ class IrohConnection(NatLayer):
             raise RuntimeError("connect() is for clients")
         self._path0.addr = addr
         self._dial_addr = addr
-        self._peer_cid = self._random(CID_LENGTH)
-        self._odcid = self._peer_cid
-        self._install_initial(self._peer_cid)
+        self.cids.peer_cid = self._random(CID_LENGTH)
+        self._odcid = self.cids.peer_cid
+        self._install_initial(self.cids.peer_cid)
         self._idle_at = now + self.settings.idle_timeout
         self._tls_input(INITIAL, b"")
 
@@ -312,13 +307,7 @@ class IrohConnection(NatLayer):
                 space.discarded = True
         assert self._close_event is not None
         self._events.append(self._close_event)
-        for seq in list(self._host_cids):
-            if seq:
-                self._events.append(
-                    events.ConnectionIdRetired(connection_id=self._host_cids[seq][0])
-                )
-        for path_id in list(self._path_host_cids):
-            self._retire_path_host_cids(path_id)
+        self.cids.retire_all()
 
     def _enter_close(self, now: float, *, draining: bool) -> None:
         # Closing (we sent CONNECTION_CLOSE) and draining (we received one) both last 3 PTO.
@@ -449,10 +438,10 @@ class IrohConnection(NatLayer):
         if reserved:
             self._close_with_error(PROTOCOL_VIOLATION, 0, "reserved bits set")
             return
-        if scid is not None and not self._peer_cid_set:
+        if scid is not None and not self.cids.peer_cid_set:
             # The peer's chosen CID (server: the client's SCID; client: the server's).
-            self._peer_cid = scid
-            self._peer_cid_set = True
+            self.cids.peer_cid = scid
+            self.cids.peer_cid_set = True
         if level == HANDSHAKE and not self._is_client:
             self._address_validated = True
         try:
@@ -649,7 +638,8 @@ class IrohConnection(NatLayer):
             raise QuicProtocolViolation("original_destination_connection_id mismatch", code=0x08)
         if quic.initial_source_connection_id is None:
             raise QuicProtocolViolation("initial_source_connection_id missing", code=0x08)
-        if self._peer_cid_set and quic.initial_source_connection_id != self._peer_cid:
+        cids = self.cids
+        if cids.peer_cid_set and quic.initial_source_connection_id != cids.peer_cid:
             raise QuicProtocolViolation("initial_source_connection_id mismatch", code=0x08)
         if quic.max_idle_timeout:
             self._remote_idle_timeout = quic.max_idle_timeout / 1000
@@ -667,7 +657,7 @@ class IrohConnection(NatLayer):
             max_streams_bidi=quic.initial_max_streams_bidi or 0,
             max_streams_uni=quic.initial_max_streams_uni or 0,
         )
-        self._peer_cid_limit = quic.active_connection_id_limit or 2
+        cids.peer_cid_limit = quic.active_connection_id_limit or 2
         if params.initial_max_path_id is not None and self._max_path_id is not None:
             self._multipath = True
             self._remote_max_path_id = params.initial_max_path_id
@@ -682,8 +672,8 @@ class IrohConnection(NatLayer):
             self._handshake_done_pending = True
             self._confirm_handshake()
         # Peer CID seq 0 is the one from the handshake.
-        self._peer_cids[0][0] = self._peer_cid
-        self._issue_cids()
+        self.cids.peer_cids[0][0] = self.cids.peer_cid
+        self.cids.issue()
         self._setup_multipath()
         self._events.append(
             events.HandshakeCompleted(
@@ -701,18 +691,6 @@ class IrohConnection(NatLayer):
         self._recovery.peer_completed_address_validation = True
         self._discard_level(INITIAL)
         self._discard_level(HANDSHAKE)
-
-    def _issue_cids(self) -> None:
-        """Give the peer spare CIDs up to its active_connection_id_limit (max ours)."""
-        limit = min(self._peer_cid_limit, ACTIVE_CID_LIMIT)
-        while len(self._host_cids) < limit:
-            self._host_cid_seq += 1
-            cid = self._random(CID_LENGTH)
-            self._host_cids[self._host_cid_seq] = (cid, self._random(16))
-            self._host_cid_set.add(cid)
-            self._cid_path[cid] = 0
-            self._cids_to_announce.append((0, self._host_cid_seq))
-            self._events.append(events.ConnectionIdIssued(connection_id=cid))
 
     # -- frame handlers (table below) ------------------------------------------------------
 
@@ -737,64 +715,17 @@ class IrohConnection(NatLayer):
         self._events.append(events.DatagramFrameReceived(data=frame.data))
 
     def _on_new_cid(self, level: int, frame: NewConnectionIdFrame, now: float) -> None:
-        path_id = frame.path_id or 0
-        if path_id > self._local_max_path_id:
-            raise QuicProtocolViolation(
-                "CID for a path id above our maximum",
-                code=PROTOCOL_VIOLATION,
-                frame_type=FrameType.PATH_NEW_CONNECTION_ID,
-            )
-        cids = self._peer_cids.get(path_id)
-        if cids is None:
-            if len(self._peer_cids) >= MAX_REMOTE_PATHS:
-                return
-            cids = self._peer_cids[path_id] = {}
-        if path_id == 0 and frame.sequence < self._retire_prior_to:
-            self._cids_to_retire.append((frame.path_id, frame.sequence))
-            return
-        cids[frame.sequence] = frame.connection_id
-        if path_id:
-            self._on_path_new_cid(path_id)
-            self._wake_pending_opens(now)
-        if path_id == 0 and frame.retire_prior_to > self._retire_prior_to:
-            self._retire_prior_to = frame.retire_prior_to
-            for seq in [s for s in cids if s < frame.retire_prior_to]:
-                del cids[seq]
-                self._cids_to_retire.append((frame.path_id, seq))
-            if self._peer_cid_seq < frame.retire_prior_to:
-                self._peer_cid_seq = min(cids)
-                self._peer_cid = cids[self._peer_cid_seq]
-        if (
-            len(cids) > max(ACTIVE_CID_LIMIT, MAX_PEER_CIDS_PER_PATH // 2) + 1
-            or len(self._cids_to_retire) > MAX_PENDING_RETIRES
-        ):
-            raise QuicProtocolViolation(
-                "too many connection IDs",
-                code=CONNECTION_ID_LIMIT_ERROR,
-                frame_type=FrameType.NEW_CONNECTION_ID,
-            )
+        self.cids.on_new_cid(
+            frame, self._local_max_path_id, lambda path_id: self._on_path_new_cid(path_id, now)
+        )
 
     def _on_retire_cid(self, level: int, frame: RetireConnectionIdFrame, now: float) -> None:
         if frame.path_id:
-            self._on_retire_path_cid(frame.path_id, frame.sequence)
-            return
-        if frame.sequence > self._host_cid_seq:
-            raise QuicProtocolViolation(
-                "retiring a CID never issued",
-                code=PROTOCOL_VIOLATION,
-                frame_type=FrameType.RETIRE_CONNECTION_ID,
-            )
-        entry = self._host_cids.pop(frame.sequence, None)
-        if entry is None:
-            return
-        cid = entry[0]
-        self._host_cid_set.discard(cid)
-        self._cid_path.pop(cid, None)
-        if cid == self.host_cid:
-            # Keep routing by a live CID name; the endpoint uses host_cid only at setup.
-            self.host_cid = next(iter(self._host_cids.values()))[0] if self._host_cids else cid
-        self._events.append(events.ConnectionIdRetired(connection_id=cid))
-        self._issue_cids()
+            path = self._paths.get(frame.path_id)
+            reissue = path is None or not path.abandoned
+            self.cids.on_retire_path(frame.path_id, frame.sequence, reissue=reissue)
+        else:
+            self.cids.on_retire(frame.sequence)
 
     def _on_immediate_ack(self, level: int, frame: ImmediateAckFrame, now: float) -> None:
         self._spaces[level].ack_at = now
@@ -818,7 +749,7 @@ class IrohConnection(NatLayer):
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
         """Build what is due now; returns ``[(datagram, addr)]`` (addr: where to send)."""
-        if self._terminated or self._path0.addr is None or not self._peer_cid:
+        if self._terminated or self._path0.addr is None or not self.cids.peer_cid:
             return []
         out: list[tuple[bytes, Any]] = []
         if self._close_pending or self._closing:

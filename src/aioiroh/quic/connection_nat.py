@@ -183,7 +183,7 @@ class NatLayer(SendLayer):
                 continue
             builder = QuicPacketBuilder(
                 host_cid=self.host_cid,
-                peer_cid=self._peer_cid if path is self._path0 else path.peer_cid,
+                peer_cid=self.cids.peer_cid if path is self._path0 else path.peer_cid,
                 version=QUIC_V1,
                 is_client=self._is_client,
                 max_datagram_size=self._max_datagram_size,
@@ -232,6 +232,6 @@ class NatLayer(SendLayer):
     def _probe_path(self) -> PathState | None:
         """The validated path whose CID and PN space carry NAT probes (path 0 if possible)."""
         path0 = self._path0
-        if not path0.abandoned and self._peer_cid:
+        if not path0.abandoned and self.cids.peer_cid:
             return path0
         return self._data_path()

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aioquic.quic import events
 from aioquic.quic.packet_builder import QuicDeliveryState
 from aioquic.quic.recovery import QuicPacketRecovery, QuicPacketSpace
 
-from .aioquic_connection import CID_LENGTH
 from .connection_state import (
-    CIDS_PER_PATH,
     MAX_PATH_RESPONSES,
     MAX_PATHS,
     NO_ERROR,
@@ -89,7 +86,7 @@ class PathsLayer(ConnectionState):
             if path.drain_at is not None:
                 if now >= path.drain_at:
                     path.drain_at = None
-                    self._retire_path_host_cids(path.path_id)
+                    self.cids.retire_path(path.path_id)
                     if path.path_id:
                         del self._paths[path.path_id]
                 continue
@@ -149,58 +146,13 @@ class PathsLayer(ConnectionState):
                 code=PROTOCOL_VIOLATION,
                 frame_type=FrameType.PATH_CIDS_BLOCKED,
             )
-        for seq in self._path_host_cids.get(frame.path_id, {}):
-            if (frame.path_id, seq) not in self._cids_to_announce:
-                self._cids_to_announce.append((frame.path_id, seq))
+        self.cids.reannounce_path(frame.path_id)
 
     def _issue_path_cids(self) -> None:
         """Announce CIDs for every path id up to min(our, peer's) max that has none yet."""
         if not self._multipath or not self._handshake_complete:
             return
-        upto = min(self._local_max_path_id, self._remote_max_path_id)
-        while self._path_cids_issued_upto < upto:
-            self._path_cids_issued_upto += 1
-            path_id = self._path_cids_issued_upto
-            self._path_host_cids[path_id] = {}
-            self._path_host_seq[path_id] = -1
-            for _ in range(CIDS_PER_PATH):
-                self._issue_path_cid(path_id)
-
-    def _issue_path_cid(self, path_id: int) -> None:
-        cids = self._path_host_cids.get(path_id)
-        if cids is None or len(cids) >= CIDS_PER_PATH:
-            return
-        seq = self._path_host_seq[path_id] + 1
-        self._path_host_seq[path_id] = seq
-        cid = self._random(CID_LENGTH)
-        cids[seq] = (cid, self._random(16))
-        self._cid_path[cid] = path_id
-        self._cids_to_announce.append((path_id, seq))
-        self._events.append(events.ConnectionIdIssued(connection_id=cid))
-
-    def _on_retire_path_cid(self, path_id: int, seq: int) -> None:
-        cids = self._path_host_cids.get(path_id)
-        if cids is None:
-            return
-        if seq > self._path_host_seq.get(path_id, -1):
-            raise QuicProtocolViolation(
-                "retiring a CID never issued",
-                code=PROTOCOL_VIOLATION,
-                frame_type=FrameType.PATH_RETIRE_CONNECTION_ID,
-            )
-        entry = cids.pop(seq, None)
-        if entry is None:
-            return
-        self._cid_path.pop(entry[0], None)
-        self._events.append(events.ConnectionIdRetired(connection_id=entry[0]))
-        path = self._paths.get(path_id)
-        if path is None or not path.abandoned:
-            self._issue_path_cid(path_id)
-
-    def _retire_path_host_cids(self, path_id: int) -> None:
-        for cid, _token in self._path_host_cids.pop(path_id, {}).values():
-            self._cid_path.pop(cid, None)
-            self._events.append(events.ConnectionIdRetired(connection_id=cid))
+        self.cids.issue_paths(min(self._local_max_path_id, self._remote_max_path_id))
 
     def _new_path(self, path_id: int, addr: Any, now: float, *, available: bool) -> PathState:
         space = QuicPacketSpace(is_application_data=True)
@@ -223,10 +175,9 @@ class PathsLayer(ConnectionState):
         return path
 
     def _set_path_peer_cid(self, path: PathState) -> None:
-        cids = self._peer_cids.get(path.path_id)
-        if cids:
-            path.peer_cid_seq = min(cids)
-            path.peer_cid = cids[path.peer_cid_seq]
+        first = self.cids.first_peer_cid(path.path_id)
+        if first is not None:
+            path.peer_cid_seq, path.peer_cid = first
 
     def _accept_path(self, path_id: int, addr: Any, now: float) -> PathState | None:
         """The peer (a client) opened ``path_id`` towards us; validate it before using it."""
@@ -234,7 +185,7 @@ class PathsLayer(ConnectionState):
             self._is_client
             or not self._multipath
             or path_id > self._local_max_path_id
-            or path_id not in self._path_host_cids
+            or path_id not in self.cids.path_host_cids
             or len(self._paths) >= MAX_PATHS
         ):
             return None
@@ -302,8 +253,7 @@ class PathsLayer(ConnectionState):
             return None
         if path_id > self._local_max_path_id:
             return None  # our own limit: it grows as paths close
-        cids = self._peer_cids.get(path_id)
-        if not cids:
+        if not self.cids.peer_cids.get(path_id):
             if path_id not in self._cids_blocked_sent:
                 self._cids_blocked_sent.add(path_id)
                 self._queue_ctrl(PathCidsBlockedFrame(path_id, 0))
@@ -334,7 +284,7 @@ class PathsLayer(ConnectionState):
         if isinstance(frame, PathsBlockedFrame):
             return frame.max_path_id == self._remote_max_path_id and bool(self._pending_opens)
         if isinstance(frame, PathCidsBlockedFrame):
-            return not self._peer_cids.get(frame.path_id) and bool(self._pending_opens)
+            return not self.cids.peer_cids.get(frame.path_id) and bool(self._pending_opens)
         return True
 
     def close_path(self, path_id: int, now: float, error_code: int = 0) -> bool:
@@ -433,7 +383,8 @@ class PathsLayer(ConnectionState):
         if hit is not None and isinstance(nat, NatTraversalClient):
             self._open_path(addr, now, available=False, from_nat=True)
 
-    def _on_path_new_cid(self, path_id: int) -> None:
+    def _on_path_new_cid(self, path_id: int, now: float) -> None:
         path = self._paths.get(path_id)
         if path is not None and not path.peer_cid:
             self._set_path_peer_cid(path)
+        self._wake_pending_opens(now)

@@ -72,7 +72,7 @@ class SendLayer(PathsLayer):
         closing: bool = False,
     ) -> None:
         is0 = path is self._path0
-        peer_cid = self._peer_cid if is0 else path.peer_cid
+        peer_cid = self.cids.peer_cid if is0 else path.peer_cid
         general: QuicPacketBuilder | None = None
         builder: PacketSink
         if closing or (is0 and not self._handshake_confirmed):
@@ -253,6 +253,7 @@ class SendLayer(PathsLayer):
             return
         space = path.space
         streams = self.streams
+        cids = self.cids
         budget = MAX_PACKETS_PER_POLL
         self._pacing_at = None
         while True:
@@ -275,31 +276,13 @@ class SendLayer(PathsLayer):
                 while self._path_responses:
                     buf = builder.start_frame(FrameType.PATH_RESPONSE, capacity=9)
                     buf.push_bytes(self._path_responses.popleft())
-                while self._cids_to_announce:
-                    self._write_new_cid(builder, *self._cids_to_announce[0])
-                    self._cids_to_announce.pop(0)
+                if cids.to_announce:
+                    cids.write_announcements(builder, self._multipath)
                 while self._ctrl:
                     put_frame(builder, self._ctrl[0], self._on_ctrl_delivery)
                     self._ctrl.popleft()
-                while self._cids_to_retire:
-                    path_id, seq = self._cids_to_retire[0]
-                    if self._multipath:
-                        buf = builder.start_frame(
-                            FrameType.PATH_RETIRE_CONNECTION_ID,
-                            capacity=16,
-                            handler=self._on_retire_delivery,
-                            handler_args=(path_id, seq),
-                        )
-                        buf.push_uint_var(path_id or 0)
-                    else:
-                        buf = builder.start_frame(
-                            FrameType.RETIRE_CONNECTION_ID,
-                            capacity=9,
-                            handler=self._on_retire_delivery,
-                            handler_args=(path_id, seq),
-                        )
-                    buf.push_uint_var(seq)
-                    self._cids_to_retire.pop(0)
+                if cids.to_retire:
+                    cids.write_retires(builder, self._multipath)
             if self._pings:
                 builder.start_frame(
                     FrameType.PING,
@@ -346,9 +329,9 @@ class SendLayer(PathsLayer):
             and (path.challenge_at is None or now < path.challenge_at or path.validated)
             and not self._handshake_done_pending
             and not self._path_responses
-            and not self._cids_to_announce
+            and not self.cids.to_announce
             and not self._ctrl
-            and not self._cids_to_retire
+            and not self.cids.to_retire
             and not self._pings
             and not path.probe_pending
             and not path.ping_pending
@@ -389,56 +372,13 @@ class SendLayer(PathsLayer):
             builder.start_frame(FrameType.PING)
             path.probe_pending = path.ping_pending = False
 
-    def _write_new_cid(self, builder: PacketSink, path_id: int, seq: int) -> None:
-        entry = (
-            self._host_cids.get(seq)
-            if path_id == 0
-            else self._path_host_cids.get(path_id, {}).get(seq)
-        )
-        if entry is None:
-            return
-        cid, token = entry
-        if self._multipath:
-            buf = builder.start_frame(
-                FrameType.PATH_NEW_CONNECTION_ID,
-                capacity=52,
-                handler=self._on_new_cid_delivery,
-                handler_args=(path_id, seq),
-            )
-            buf.push_uint_var(path_id)
-        else:
-            buf = builder.start_frame(
-                FrameType.NEW_CONNECTION_ID,
-                capacity=44,
-                handler=self._on_new_cid_delivery,
-                handler_args=(path_id, seq),
-            )
-        buf.push_uint_var(seq)
-        buf.push_uint_var(0)  # retire_prior_to
-        buf.push_uint8(len(cid))
-        buf.push_bytes(cid)
-        buf.push_bytes(token)
-
     def _on_handshake_done_delivery(self, delivery: QuicDeliveryState) -> None:
         if delivery != QuicDeliveryState.ACKED and not self._closing:
             self._handshake_done_pending = True
 
-    def _on_new_cid_delivery(self, delivery: QuicDeliveryState, path_id: int, seq: int) -> None:
-        if delivery == QuicDeliveryState.ACKED:
-            return
-        live = self._host_cids if path_id == 0 else self._path_host_cids.get(path_id, {})
-        if seq in live:
-            self._cids_to_announce.append((path_id, seq))
-
     def _on_ctrl_delivery(self, delivery: QuicDeliveryState, frame: Frame) -> None:
         if delivery != QuicDeliveryState.ACKED and not self._closing and self._still_blocked(frame):
             self._queue_ctrl(frame)
-
-    def _on_retire_delivery(
-        self, delivery: QuicDeliveryState, path_id: int | None, seq: int
-    ) -> None:
-        if delivery != QuicDeliveryState.ACKED:
-            self._cids_to_retire.append((path_id, seq))
 
     def _on_ping_delivery(self, delivery: QuicDeliveryState, uids: tuple[int, ...]) -> None:
         if delivery == QuicDeliveryState.ACKED:

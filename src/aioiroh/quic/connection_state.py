@@ -7,6 +7,8 @@ share. The concerns are layered on top as classes that each own their methods, o
 :mod:`.connection_paths` -> :mod:`.connection_send` -> :mod:`.connection_nat` ->
 :mod:`.connection`. They share one set of attributes (packet spaces, paths, queues) read in the
 per-packet loops, so they are layers of one object rather than parts behind references.
+Connection IDs are self-contained and live in their own object, :class:`.ConnectionIds`
+(``self.cids``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from aioquic.quic.stream import QuicStream
 from ..base.key import PublicKey, SecretKey
 from ..tls.context import RpkContext, install_raw_public_keys
 from ._aioquic import Buffer
-from .aioquic_connection import CID_LENGTH, QuicSettings
+from .aioquic_connection import QuicSettings
+from .connection_ids import ACTIVE_CID_LIMIT, ConnectionIds
 from .frames import (
     PACKET_1RTT,
     PACKET_HANDSHAKE,
@@ -62,7 +65,6 @@ PACKET_TYPE: Final = (QuicPacketType.INITIAL, QuicPacketType.HANDSHAKE, QuicPack
 NO_ERROR: Final = 0x0
 INTERNAL_ERROR: Final = 0x1
 PROTOCOL_VIOLATION: Final = 0xA
-CONNECTION_ID_LIMIT_ERROR: Final = 0x9
 CRYPTO_BUFFER_EXCEEDED: Final = 0xD
 APPLICATION_ERROR: Final = 0xC
 CRYPTO_ERROR: Final = 0x100
@@ -79,19 +81,9 @@ MAX_PATH_RESPONSES: Final = 8
 """Bound on PATH_CHALLENGEs we still owe an answer to."""
 MAX_PENDING_DATAGRAMS: Final = 256
 """Bound on DATAGRAM frames queued for sending; the oldest are dropped beyond it."""
-MAX_PEER_CIDS_PER_PATH: Final = 16
-"""Bound on connection IDs stored per path id (the peer may not exceed our limit of 5)."""
-MAX_PENDING_RETIRES: Final = 64
-"""Bound on RETIRE_CONNECTION_ID frames waiting to be sent; a peer forcing more is an error."""
-MAX_REMOTE_PATHS: Final = 16
-"""Bound on path ids we keep peer CIDs for (we allow at most 8)."""
 MAX_PACKETS_PER_POLL: Final = 64
 """Packets built per :meth:`IrohConnection.datagrams_to_send` call before pacing resumes."""
-ACTIVE_CID_LIMIT: Final = 5
-"""active_connection_id_limit we send (iroh's value)."""
 MIN_PTO_IDLE_FACTOR: Final = 3
-CIDS_PER_PATH: Final = 2
-"""CIDs we keep issued for each further path id (one in use plus a spare)."""
 MAX_PATHS: Final = 8
 """Paths (open or draining) we keep at once; iroh allows 8 concurrent ones."""
 MAX_CTRL_FRAMES: Final = 256
@@ -165,20 +157,10 @@ class ConnectionState:
         self._random = random_bytes
         self._max_path_id = max_path_id
         self._events: deque[events.QuicEvent] = deque()
-        self.host_cid = random_bytes(CID_LENGTH)
-        # Our CIDs: sequence -> (cid, reset token); sequence 0 is host_cid.
-        self._host_cids: dict[int, tuple[bytes, bytes]] = {0: (self.host_cid, random_bytes(16))}
-        self._host_cid_set: set[bytes] = {self.host_cid}
-        self._host_cid_seq = 0
-        # (path id, sequence) of our CIDs still to announce.
-        self._cids_to_announce: list[tuple[int, int]] = []
-        # Peer CIDs per path id: sequence -> cid; path 0's active one is _peer_cid.
-        self._peer_cids: dict[int, dict[int, bytes]] = {0: {}}
-        self._peer_cid = b""
-        self._peer_cid_seq = 0
-        self._peer_cid_set = False
-        self._retire_prior_to = 0
-        self._cids_to_retire: list[tuple[int | None, int]] = []
+        self.cids = ConnectionIds(random_bytes, self._events.append)
+        # The receive path's per-packet lookups, bound once (ConnectionIds never rebinds them).
+        self._cid_path = self.cids.cid_path
+        self._host_cid_set = self.cids.host_cid_set
         self._odcid = original_destination_connection_id or b""
 
         self._levels = [Level(), Level(), Level()]
@@ -199,10 +181,6 @@ class ConnectionState:
         # Multipath: path 0 owns the handshake spaces' recovery; more paths are added later.
         self._path0 = PathState(0, None, self._spaces[APP], self._recovery, validated=True)
         self._paths: dict[int, PathState] = {0: self._path0}
-        self._cid_path: dict[bytes, int] = {self.host_cid: 0}
-        self._path_host_cids: dict[int, dict[int, tuple[bytes, bytes]]] = {}
-        self._path_host_seq: dict[int, int] = {}
-        self._path_cids_issued_upto = 0
         self._local_max_path_id = max_path_id or 0
         self._next_path_id = 1
         self._ctrl: deque[Frame] = deque()
@@ -260,7 +238,6 @@ class ConnectionState:
         self._remote_max_datagram_frame_size: int | None = None
         self._remote_ack_delay_exponent = 3
         self._remote_idle_timeout: float | None = None
-        self._peer_cid_limit = 2
 
         # Anti-amplification (server until the client's address is validated).
         self._address_validated = is_client
@@ -305,9 +282,9 @@ class ConnectionState:
         )
         params = iroh_default_parameters(
             self._is_client,
-            initial_source_connection_id=self.host_cid,
+            initial_source_connection_id=self.cids.host_cid,
             original_destination_connection_id=self._odcid or None,
-            stateless_reset_token=self._host_cids[0][1],
+            stateless_reset_token=self.cids.host_cids[0][1],
             multipath=self._max_path_id is not None,
             nat_traversal=self._qnt_offer,
         )
@@ -354,6 +331,15 @@ class ConnectionState:
                     cipher_suite, send_secret=level.send_secret, recv_secret=level.recv_secret
                 )
             )
+
+    @property
+    def host_cid(self) -> bytes:
+        """A live CID of ours on path 0 (the socket routes by it at setup)."""
+        return self.cids.host_cid
+
+    @host_cid.setter
+    def host_cid(self, cid: bytes) -> None:
+        self.cids.host_cid = cid
 
     def _on_probe(self) -> None:
         self._path0.probe_pending = True
