@@ -163,3 +163,34 @@ async def test_connect_does_not_wait_for_the_dial_lookup_to_wind_down() -> None:
     finally:
         await client.close()
         await server.close()
+
+
+async def test_accept_wakes_one_loop_turn_after_the_server_handshake(pair) -> None:
+    server, client = pair
+    for _ in range(5):
+        accepted = asyncio.create_task(server.accept())
+        conn = await client.connect(server.addr(), ALPN)
+        # Loopback delivers at once: the server reads the client's Finished in the next turn
+        # and its accept() resumes in the one after (the handshake event queues it directly).
+        turns = 0
+        while not accepted.done():
+            await asyncio.sleep(0)
+            turns += 1
+        assert turns <= 2
+        (await accepted).close()
+        conn.close()
+
+
+async def test_incoming_refused_when_the_accept_backlog_is_full(pair, monkeypatch) -> None:
+    from aioiroh import ConnectionClosedByPeer
+    from aioiroh.endpoint import endpoint as endpoint_module
+
+    server, client = pair
+    monkeypatch.setattr(endpoint_module, "MAX_ACCEPT_BACKLOG", 0)
+    conn = await client.connect(server.addr(), ALPN)
+    reason = await asyncio.wait_for(conn.closed(), 5)
+    assert isinstance(reason, ConnectionClosedByPeer)
+    assert reason.code == 1 and reason.reason == "endpoint not accepting"
+    assert not server._accept_queue and not server._pending
+    await _turns()
+    assert not server._connections

@@ -93,6 +93,8 @@ class Connection:
         self._local_close = False
         self.datagrams_dropped = 0
         self._protocol_hook: Callable[[events.QuicEvent], None] | None = None
+        self._on_established: Callable[[], None] | None = None
+        """Called synchronously when the handshake completes (the endpoint's accept queue)."""
         driver.on_event = self._on_event
         driver.on_flushed = self._on_flushed
 
@@ -420,6 +422,8 @@ class Connection:
         elif isinstance(event, events.HandshakeCompleted):
             if not self.handshake.done():
                 self.handshake.set_result(None)
+                if self._on_established is not None:
+                    self._on_established()
         elif isinstance(event, events.ConnectionTerminated):
             self._on_terminated(event)
 

@@ -501,18 +501,26 @@ class Endpoint:
     def _on_incoming(self, driver: ConnectionDriver) -> None:
         conn = Connection(driver)
         self._pending.add(conn)
+        # Success is handled at once (the accept waiter wakes one loop turn earlier than from
+        # a done callback); failures through the future's done callback.
+        conn._on_established = lambda: self._on_handshake(conn, conn.handshake)
         conn.handshake.add_done_callback(lambda fut: self._on_handshake(conn, fut))
 
     def _on_handshake(self, conn: Connection, fut: asyncio.Future[None]) -> None:
+        if conn not in self._pending:
+            return  # handled already
         self._pending.discard(conn)
         self._socket.incoming_finished()
         if fut.cancelled() or fut.exception() is not None:
             return
+        # Refusals close from their own callback, not from inside the engine's event dispatch.
         if self._state is not EndpointState.OPEN or len(self._accept_queue) >= MAX_ACCEPT_BACKLOG:
-            conn.close(1, b"endpoint not accepting")
+            self._track(conn)
+            conn._loop.call_soon(conn.close, 1, b"endpoint not accepting")
             return
         if conn._quic.peer_id is None or not conn.alpn:
-            conn.close(1, b"authentication required")
+            self._track(conn)
+            conn._loop.call_soon(conn.close, 1, b"authentication required")
             return
         self._track(conn)
         self._accept_queue.append(conn)
