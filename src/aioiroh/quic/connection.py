@@ -19,7 +19,8 @@ This module owns the driving contract (public calls, timers, receiving, frame di
 the handshake's progress); the rest is layered below it, one concern per module:
 :mod:`.connection_state` (attributes, TLS and keys) <- :mod:`.connection_paths` (path
 lifecycle) <- :mod:`.connection_send` (packet assembly) <- :mod:`.connection_nat` (NAT
-traversal and off-path probes) <- :class:`IrohConnection`.
+traversal and off-path probes) <- :class:`IrohConnection`, with connection IDs in their own
+object (:mod:`.connection_ids`).
 
 No asyncio, sockets, clocks or global randomness here: time comes in as ``now`` and random bytes
 from the injectable ``random_bytes`` callable (``os.urandom`` by default).
@@ -96,9 +97,7 @@ from .frames import (
 )
 from .packet_protection import PacketProtectionError
 from .paths import PathState
-from .transport_parameters import (
-    IrohTransportParameters,
-)
+from .transport_parameters import IrohTransportParameters
 
 # Frames that do not make a packet "non-probing" (RFC 9000 §9.1).
 _PROBING_FRAMES: Final = frozenset(

@@ -11,17 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 from aioquic.quic.packet import QuicPacketType
-from aioquic.quic.packet_builder import (
-    QuicPacketBuilder,
-    QuicPacketBuilderStop,
-)
+from aioquic.quic.packet_builder import QuicPacketBuilder, QuicPacketBuilderStop
 
 from .connection_send import SendLayer, pad
-from .connection_state import (
-    PROTOCOL_VIOLATION,
-    QUIC_V1,
-    ip_of,
-)
+from .connection_state import PROTOCOL_VIOLATION, QUIC_V1, ip_of
 from .frames import (
     AddAddressFrame,
     FrameType,

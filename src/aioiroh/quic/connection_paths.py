@@ -2,8 +2,8 @@
 
 Owns :class:`PathsLayer`: the client's path opens (and their retry while blocked on path ids or
 peer CIDs), the server's acceptance of new path ids, PATH_CHALLENGE/RESPONSE validation, path
-status, the data-path choice, per-path timers and abandonment, plus the per-path CIDs we issue
-(PATH_NEW_CONNECTION_ID bookkeeping) and the path frame handlers.
+status, the data-path choice, per-path timers and abandonment, when to issue CIDs for further
+path ids (the bookkeeping is :mod:`.connection_ids`) and the path frame handlers.
 """
 
 from __future__ import annotations

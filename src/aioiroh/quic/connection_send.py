@@ -53,10 +53,7 @@ from .frames import (
     push_frame,
 )
 from .packet_writer import PacketSink, SentPacket, ShortPacketWriter
-from .paths import (
-    MIN_CHALLENGE_INTERVAL,
-    PathState,
-)
+from .paths import MIN_CHALLENGE_INTERVAL, PathState
 
 
 class SendLayer(PathsLayer):

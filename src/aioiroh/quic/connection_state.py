@@ -30,29 +30,12 @@ from ..tls.context import RpkContext, install_raw_public_keys
 from ._aioquic import Buffer
 from .aioquic_connection import QuicSettings
 from .connection_ids import ACTIVE_CID_LIMIT, ConnectionIds
-from .frames import (
-    PACKET_1RTT,
-    PACKET_HANDSHAKE,
-    PACKET_INITIAL,
-    Frame,
-)
-from .nat_traversal import (
-    Addr,
-    NatTraversalClient,
-    NatTraversalServer,
-    canonical_addr,
-)
+from .frames import PACKET_1RTT, PACKET_HANDSHAKE, PACKET_INITIAL, Frame
+from .nat_traversal import Addr, NatTraversalClient, NatTraversalServer, canonical_addr
 from .packet_protection import PacketProtection
-from .paths import (
-    PATH_IDLE_TIMEOUT,
-    PATH_KEEP_ALIVE,
-    PathState,
-)
+from .paths import PATH_IDLE_TIMEOUT, PATH_KEEP_ALIVE, PathState
 from .streams import StreamManager
-from .transport_parameters import (
-    IrohTransportParameters,
-    iroh_default_parameters,
-)
+from .transport_parameters import IrohTransportParameters, iroh_default_parameters
 
 QUIC_V1: Final = 1
 INITIAL, HANDSHAKE, APP = 0, 1, 2
