@@ -14,7 +14,9 @@ __all__ = ["commands", "dns_server"]
 
 
 @click.command("dns-server")
-@click.option("--dev", is_flag=True, help="Development mode: no PUT rate limit (bind with --bind as usual).")
+@click.option(
+    "--dev", is_flag=True, help="Development mode: no PUT rate limit (bind with --bind as usual)."
+)
 @click.option("--port", type=int, default=None, help="Port for HTTP and DNS (UDP+TCP).")
 @click.option("--http-port", type=int, default=None, help="HTTP port (default: --port).")
 @click.option("--dns-port", type=int, default=None, help="DNS port (default: --port).")

@@ -279,6 +279,9 @@ class Endpoint:
                 self._reflexive.clear()
                 self._local_addresses_changed(moved=True)
                 self._qad_wakeup.set()
+                if self._relay is not None:
+                    # Relay latencies from the old network say nothing about the new one.
+                    self._relay.network_changed()
 
     def _local_addresses_changed(self, *, moved: bool = False) -> None:
         """Our candidate set changed: tell live connections (new holepunch round) and lookups.
