@@ -35,7 +35,11 @@ from .nat_traversal import Addr, NatTraversalClient, NatTraversalServer, canonic
 from .packet_protection import PacketProtection
 from .paths import PATH_IDLE_TIMEOUT, PATH_KEEP_ALIVE, PathState
 from .streams import StreamManager
-from .transport_parameters import IrohTransportParameters, iroh_default_parameters
+from .transport_parameters import (
+    IrohTransportParameters,
+    encode_connection_id_parameters,
+    iroh_default_parameters,
+)
 
 QUIC_V1: Final = 1
 INITIAL, HANDSHAKE, APP = 0, 1, 2
@@ -59,6 +63,9 @@ ACK_EVERY: Final = 10
 ACK_DELAY_EXPONENT: Final = 3
 ACK_FRAME_CAPACITY: Final = 64
 MAX_CRYPTO_BUFFER: Final = 64 * 1024
+MAX_TP_TEMPLATES: Final = 32
+"""Bound on cached transport-parameter encodings (one per engine configuration)."""
+_TP_TEMPLATES: dict[tuple[Any, ...], bytes] = {}
 """Bound on out-of-order CRYPTO data per level (and on TLS output per call)."""
 MAX_PATH_RESPONSES: Final = 8
 """Bound on PATH_CHALLENGEs we still owe an answer to."""
@@ -263,11 +270,46 @@ class ConnectionState:
             alpn_protocols=[a.decode("ascii") for a in alpns],
             max_early_data=None,
         )
+        odcid = self._odcid or None
+        ctx.handshake_extensions = [
+            (
+                tls.ExtensionType.QUIC_TRANSPORT_PARAMETERS,
+                self._parameters_template()
+                + encode_connection_id_parameters(
+                    self.cids.host_cid,
+                    odcid if not self._is_client else None,
+                    self.cids.host_cids[0][1] if not self._is_client else None,
+                ),
+            ),
+        ]
+        ctx.update_traffic_key_cb = self._update_traffic_key
+        return install_raw_public_keys(
+            ctx, secret_key=secret_key, is_client=self._is_client, expected_peer=expected_peer
+        )
+
+    def _parameters_template(self) -> bytes:
+        """Our transport parameters without the per-connection CIDs and reset token.
+
+        Encoded once per configuration and process (it only depends on the settings and the
+        offered extensions), not once per connection.
+        """
+        st = self.settings
+        key = (
+            self._is_client,
+            self._max_path_id,
+            self._qnt_offer,
+            self._hard_nat_offer,
+            st.idle_timeout,
+            st.max_data,
+            st.max_stream_data,
+            st.max_datagram_frame_size,
+        )
+        template = _TP_TEMPLATES.get(key)
+        if template is not None:
+            return template
         params = iroh_default_parameters(
             self._is_client,
-            initial_source_connection_id=self.cids.host_cid,
-            original_destination_connection_id=self._odcid or None,
-            stateless_reset_token=self.cids.host_cids[0][1],
+            initial_source_connection_id=b"",
             multipath=self._max_path_id is not None,
             nat_traversal=self._qnt_offer,
         )
@@ -275,20 +317,19 @@ class ConnectionState:
         params.initial_max_path_id = self._max_path_id
         params.min_ack_delay = None
         quic = params.quic
-        quic.max_idle_timeout = int(self.settings.idle_timeout * 1000)
-        quic.initial_max_data = self.settings.max_data
-        quic.initial_max_stream_data_bidi_local = self.settings.max_stream_data
-        quic.initial_max_stream_data_bidi_remote = self.settings.max_stream_data
-        quic.initial_max_stream_data_uni = self.settings.max_stream_data
-        quic.max_datagram_frame_size = self.settings.max_datagram_frame_size
+        quic.initial_source_connection_id = None
+        quic.max_idle_timeout = int(st.idle_timeout * 1000)
+        quic.initial_max_data = st.max_data
+        quic.initial_max_stream_data_bidi_local = st.max_stream_data
+        quic.initial_max_stream_data_bidi_remote = st.max_stream_data
+        quic.initial_max_stream_data_uni = st.max_stream_data
+        quic.max_datagram_frame_size = st.max_datagram_frame_size
         quic.active_connection_id_limit = ACTIVE_CID_LIMIT
-        ctx.handshake_extensions = [
-            (tls.ExtensionType.QUIC_TRANSPORT_PARAMETERS, params.encode()),
-        ]
-        ctx.update_traffic_key_cb = self._update_traffic_key
-        return install_raw_public_keys(
-            ctx, secret_key=secret_key, is_client=self._is_client, expected_peer=expected_peer
-        )
+        template = params.encode()
+        if len(_TP_TEMPLATES) >= MAX_TP_TEMPLATES:
+            _TP_TEMPLATES.clear()
+        _TP_TEMPLATES[key] = template
+        return template
 
     def _install_initial(self, cid: bytes) -> None:
         self._levels[INITIAL].install(PacketProtection.initial(cid, is_client=self._is_client))

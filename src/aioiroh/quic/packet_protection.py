@@ -1,6 +1,7 @@
 """QUIC packet protection with the multipath nonce and retained key phases (RFC 9001 §5, §6).
 
-Sans-I/O, built directly on ``cryptography`` AEADs with keys derived by aioquic's public
+Sans-I/O, built directly on ``cryptography`` AEADs. QUIC v1 keys are derived here with one
+HMAC per label (each label fits one hash output); other versions and suites use aioquic's public
 ``derive_key_iv_hp``/``hkdf_expand_label``.
 
 Why not aioquic's ``CryptoPair.decrypt_packet``: it decodes the truncated packet number against
@@ -16,6 +17,7 @@ updates keys after a random 10-1000 packets and multipath reorders packets acros
 
 from __future__ import annotations
 
+import hmac
 from typing import Any, Final
 
 from cryptography.exceptions import InvalidTag
@@ -31,7 +33,6 @@ from aioiroh.quic._aioquic import (
     decode_packet_number,
     derive_key_iv_hp,
     hkdf_expand_label,
-    hkdf_extract,
 )
 
 __all__ = [
@@ -50,6 +51,36 @@ MAX_PATH_ID: Final = 2**32 - 1
 _HP_MASK_LONG: Final = 0x0F
 _HP_MASK_SHORT: Final = 0x1F
 KEY_PHASE_BIT: Final = 0x04
+
+
+def _label_info(label: bytes, length: int) -> bytes:
+    """HKDF-Expand-Label's ``info`` for an empty context, with HKDF's block counter 1 appended.
+
+    Every QUIC label asks for at most one hash output, so HKDF-Expand is a single HMAC over this
+    (RFC 5869 §2.3, RFC 8446 §7.1); building it once per label saves re-encoding it per key.
+    """
+    full = b"tls13 " + label
+    return length.to_bytes(2, "big") + bytes([len(full)]) + full + b"\x00\x01"
+
+
+# (hash name, digest size, AEAD key size) of each TLS 1.3 cipher suite.
+_SUITE_PARAMS: Final[dict[int, tuple[str, int, int]]] = {
+    CipherSuite.AES_128_GCM_SHA256: ("sha256", 32, 16),
+    CipherSuite.AES_256_GCM_SHA384: ("sha384", 48, 32),
+    CipherSuite.CHACHA20_POLY1305_SHA256: ("sha256", 32, 32),
+}
+# Precomputed infos: (key size, digest size) -> (key, iv, hp, ku) labels, QUIC v1.
+_V1_INFOS: Final = {
+    (key_size, digest): (
+        _label_info(b"quic key", key_size),
+        _label_info(b"quic iv", 12),
+        _label_info(b"quic hp", key_size),
+        _label_info(b"quic ku", digest),
+    )
+    for _, digest, key_size in _SUITE_PARAMS.values()
+}
+_CLIENT_IN_INFO: Final = _label_info(b"client in", 32)
+_SERVER_IN_INFO: Final = _label_info(b"server in", 32)
 
 
 class PacketProtectionError(DecodeError):
@@ -79,9 +110,17 @@ class PacketKeys:
         hp_key: bytes | None = None,
     ) -> None:
         """Derive keys from a traffic ``secret``; ``hp_key`` overrides (key updates keep it)."""
-        key, iv, derived_hp = derive_key_iv_hp(
-            cipher_suite=cipher_suite, secret=secret, version=version
-        )
+        suite = _SUITE_PARAMS.get(cipher_suite)
+        if version == QUIC_VERSION_1 and suite is not None:
+            name, digest, key_size = suite
+            key_info, iv_info, hp_info, _ = _V1_INFOS[key_size, digest]
+            key = hmac.digest(secret, key_info, name)[:key_size]
+            iv = hmac.digest(secret, iv_info, name)[:12]
+            derived_hp = hmac.digest(secret, hp_info, name)[:key_size] if hp_key is None else hp_key
+        else:
+            key, iv, derived_hp = derive_key_iv_hp(
+                cipher_suite=cipher_suite, secret=secret, version=version
+            )
         self.cipher_suite = cipher_suite
         self.secret = secret
         self.version = version
@@ -99,6 +138,11 @@ class PacketKeys:
 
     def next_phase(self) -> PacketKeys:
         """Keys of the next key phase: secret via "quic ku", same header protection key."""
+        suite = _SUITE_PARAMS.get(self.cipher_suite)
+        if suite is not None:
+            name, digest, key_size = suite
+            secret = hmac.digest(self.secret, _V1_INFOS[key_size, digest][3], name)
+            return PacketKeys(self.cipher_suite, secret, version=self.version, hp_key=self.hp_key)
         algorithm = cipher_suite_hash(self.cipher_suite)
         secret = hkdf_expand_label(algorithm, self.secret, b"quic ku", b"", algorithm.digest_size)
         return PacketKeys(self.cipher_suite, secret, version=self.version, hp_key=self.hp_key)
@@ -133,10 +177,10 @@ class PacketKeys:
 
 
 def _initial_secrets(cid: bytes, is_client: bool) -> tuple[bytes, bytes]:
-    algorithm = cipher_suite_hash(INITIAL_CIPHER_SUITE)
-    initial = hkdf_extract(algorithm, INITIAL_SALT_VERSION_1, cid)
-    client = hkdf_expand_label(algorithm, initial, b"client in", b"", algorithm.digest_size)
-    server = hkdf_expand_label(algorithm, initial, b"server in", b"", algorithm.digest_size)
+    # INITIAL_CIPHER_SUITE is AES-128-GCM with SHA-256: HKDF-Extract is one HMAC.
+    initial = hmac.digest(INITIAL_SALT_VERSION_1, cid, "sha256")
+    client = hmac.digest(initial, _CLIENT_IN_INFO, "sha256")
+    server = hmac.digest(initial, _SERVER_IN_INFO, "sha256")
     return (client, server) if is_client else (server, client)
 
 

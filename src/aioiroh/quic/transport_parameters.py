@@ -37,6 +37,7 @@ __all__ = [
     "NAT_TRAVERSAL_ID",
     "TRANSPORT_PARAMETER_ERROR",
     "IrohTransportParameters",
+    "encode_connection_id_parameters",
     "grease_id",
     "iroh_default_parameters",
 ]
@@ -176,6 +177,30 @@ class IrohTransportParameters:
                 raise _error("hard_nat parameter must be empty")
             params.hard_nat = True
         return params
+
+
+# RFC 9000 §18.2 ids of the parameters that differ per connection.
+_ORIGINAL_DESTINATION_CONNECTION_ID: Final = 0x00
+_STATELESS_RESET_TOKEN: Final = 0x02
+_INITIAL_SOURCE_CONNECTION_ID: Final = 0x0F
+
+
+def encode_connection_id_parameters(
+    initial_source_connection_id: bytes,
+    original_destination_connection_id: bytes | None = None,
+    stateless_reset_token: bytes | None = None,
+) -> bytes:
+    """The per-connection parameters alone, to append to an encoding made without them.
+
+    Parameters may come in any order (RFC 9000 §18), so an engine can encode the rest once per
+    configuration and add these three per connection.
+    """
+    out = _raw_param(_INITIAL_SOURCE_CONNECTION_ID, initial_source_connection_id)
+    if original_destination_connection_id is not None:
+        out += _raw_param(_ORIGINAL_DESTINATION_CONNECTION_ID, original_destination_connection_id)
+    if stateless_reset_token is not None:
+        out += _raw_param(_STATELESS_RESET_TOKEN, stateless_reset_token)
+    return out
 
 
 def _varint_param(param_id: int, value: int) -> bytes:
