@@ -271,6 +271,8 @@ class IrohConnection(NatLayer):
             t = self._path_timer()
             if t is not None and (at is None or t < at):
                 at = t
+        if self._cids_due:
+            return self._now
         return at
 
     def handle_timer(self, now: float) -> None:
@@ -290,6 +292,10 @@ class IrohConnection(NatLayer):
                 )
             self._terminate()
             return
+        if self._cids_due:
+            self._cids_due = False
+            self.cids.issue()
+            self._issue_path_cids()
         if self._loss_at is not None and now >= self._loss_at:
             self._recovery.on_loss_detection_timeout(now=now)
         self._pacing_at = None
@@ -672,7 +678,13 @@ class IrohConnection(NatLayer):
             self._confirm_handshake()
         # Peer CID seq 0 is the one from the handshake.
         self.cids.peer_cids[0][0] = self.cids.peer_cid
-        self.cids.issue()
+        if self._is_client:
+            # Our spare and per-path CIDs follow one timer turn later, right after the
+            # Finished flight: issuing and announcing them (~18 frames) inside it delayed the
+            # client's Finished and the wake-up of the task awaiting the handshake.
+            self._cids_due = True
+        else:
+            self.cids.issue()
         self._setup_multipath()
         self._events.append(
             events.HandshakeCompleted(

@@ -150,7 +150,7 @@ class PathsLayer(ConnectionState):
 
     def _issue_path_cids(self) -> None:
         """Announce CIDs for every path id up to min(our, peer's) max that has none yet."""
-        if not self._multipath or not self._handshake_complete:
+        if not self._multipath or not self._handshake_complete or self._cids_due:
             return
         self.cids.issue_paths(min(self._local_max_path_id, self._remote_max_path_id))
 

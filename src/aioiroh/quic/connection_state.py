@@ -221,6 +221,8 @@ class ConnectionState:
         self._path0.probe_pending = False
         self._handshake_done_pending = False
         self._handshake_complete = False
+        self._cids_due = False
+        """Client: our CIDs are still to be issued (at the next timer, after the Finished)."""
         self._handshake_confirmed = False
         self._peer_tp: IrohTransportParameters | None = None
         self._multipath = False
