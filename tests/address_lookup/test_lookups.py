@@ -104,8 +104,7 @@ async def test_publisher_retries_until_relay_is_up(tmp_path) -> None:
     publisher = PkarrPublisher(sk, f"http://127.0.0.1:{port}/pkarr")
     try:
         publisher.publish(_info(sk))
-        while publisher.failed_count == 0:
-            await asyncio.sleep(0.02)
+        await asyncio.wait_for(publisher.wait_failed(), 10)
         config = dns_server_config(tmp_path, http_port=port)
         async with DnsServer(config) as server:
             await asyncio.wait_for(publisher.wait_published(), 20)

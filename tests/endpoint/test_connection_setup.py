@@ -120,6 +120,7 @@ class _SlowLookup:
     """A lookup whose query is still in flight at handshake time and slow to wind down."""
 
     def __init__(self) -> None:
+        self.release = asyncio.Event()  # the teardown lasts until the test sets this
         self.closed = asyncio.Event()
 
     def publish(self, info: object) -> None:
@@ -133,7 +134,7 @@ class _SlowLookup:
             await asyncio.Event().wait()
             yield None
         finally:
-            await asyncio.sleep(0.3)  # e.g. a DNS socket being torn down
+            await self.release.wait()  # e.g. a DNS socket being torn down
             self.closed.set()
 
     async def aclose(self) -> None:
@@ -150,17 +151,20 @@ async def test_connect_does_not_wait_for_the_dial_lookup_to_wind_down() -> None:
         accepted = asyncio.create_task(server.accept())
         loop = asyncio.get_running_loop()
         start = loop.time()
-        conn = await client.connect(server.addr(), ALPN)
+        # The lookup's teardown blocks until released: connect must not wait for it.
+        conn = await asyncio.wait_for(client.connect(server.addr(), ALPN), 5)
         assert loop.time() - start < 0.25
         await accepted
         # The lookup was running alongside the dial and is being closed in the background.
         pending = [t for t in client._tasks if t.get_name() == "aioiroh-dial-lookup"]
         assert len(pending) == 1 and not lookup.closed.is_set()
+        lookup.release.set()
         await asyncio.wait_for(lookup.closed.wait(), 5)
         await _turns()
         assert not [t for t in client._tasks if t.get_name() == "aioiroh-dial-lookup"]
         conn.close()
     finally:
+        lookup.release.set()
         await client.close()
         await server.close()
 

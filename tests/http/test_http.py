@@ -245,8 +245,7 @@ async def test_client_closing_response_early_stops_server(
                 break
     await asyncio.wait_for(served.events.disconnected.wait(), 10)
     assert served.events.disconnects == ["forever"]
-    while served.server.active_requests:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(served.server.wait_idle(), 10)
     assert (await client.get(f"{served.url}/json")).status_code == 200
 
 
@@ -347,7 +346,7 @@ async def main(ticket):
         while True:
             yield b"x" * 65536
             print("sent", flush=True)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # pacing, not waiting: keeps the upload mid-flight
     async with httpx.AsyncClient(transport=IrohTransport(ep, addrs=[t.addr])) as c:
         await c.post(f"iroh://{t.addr.id}/upload", content=body(), timeout=None)
 
@@ -380,8 +379,7 @@ async def test_client_process_killed_mid_upload() -> None:
         await proc.wait()
         await asyncio.wait_for(events.disconnected.wait(), 15)
         assert events.disconnects == ["upload"]
-        while server.active_requests or server.connection_count:
-            await asyncio.sleep(0.05)
+        await asyncio.wait_for(server.wait_idle(connections=True), 15)
     finally:
         await _stop(proc)
         task.cancel()

@@ -75,9 +75,7 @@ async def test_bad_input_and_limits_never_kill_the_service() -> None:
                 client.connect(("127.0.0.1", qad.port), now=0.0)
                 for data, addr in client.datagrams_to_send(now=0.0):
                     raw.sendto(data, addr)
-            async with asyncio.timeout(5):
-                while qad.stats.datagrams < 9:
-                    await asyncio.sleep(0.01)
+            await asyncio.wait_for(qad.wait_stats(lambda s: s.datagrams >= 9), 5)
             assert qad.stats.dropped_full >= 1
             assert qad.stats.dropped_malformed + qad.stats.dropped_unknown >= 4
             # The table is full of unfinished handshakes: a new client is refused (dropped).

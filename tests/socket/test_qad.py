@@ -33,11 +33,10 @@ async def test_endpoint_learns_reflexive_address_and_keeps_connections() -> None
             _, recv = await inc.accept_bi()
             assert await recv.read_to_end(10) == b"hi"
             # A forced re-run (as on a network change) answers again over the same socket.
-            before = server.qad.stats.connections if server.qad else 0
+            assert server.qad is not None
+            before = server.qad.stats.connections
             a._qad_wakeup.set()
-            async with asyncio.timeout(10):
-                while server.qad is not None and server.qad.stats.connections == before:
-                    await asyncio.sleep(0.02)
+            await asyncio.wait_for(server.qad.wait_stats(lambda s: s.connections > before), 10)
             conn.close(0, b"bye")
         finally:
             await b.close()

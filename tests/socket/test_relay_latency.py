@@ -248,7 +248,11 @@ async def test_waiting_for_the_connection_does_not_count_as_queueing_delay() -> 
         await t.start()
         assert t.send(url, SecretKey.generate().public(), b"early")
         await asyncio.wait_for(upgraded.wait(), 5)
-        await asyncio.sleep(0.2)  # the datagram now waited 4x max_queue_delay
+        # Age the queued datagram by 4x max_queue_delay instead of sleeping: the transport
+        # reads loop.time() (no injectable clock), so backdate its enqueue time.
+        queue = t._relays[url].queue
+        (item,) = [*queue.small, *queue.bulk]
+        item.enqueued_at -= 0.2
         release.set()
         assert await asyncio.wait_for(got.wait_for(bool), 5) == [b"early"]
         assert t.metrics.send_dropped_delay == 0

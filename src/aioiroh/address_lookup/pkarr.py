@@ -66,7 +66,7 @@ class PkarrPublisher:
         self._clock = TimestampClock()
         self._wanted: EndpointInfo | None = None
         self._changed = asyncio.Event()
-        self._published = asyncio.Condition()
+        self._progress = asyncio.Condition()  # notified on every PUT success or failure
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
@@ -99,10 +99,18 @@ class PkarrPublisher:
 
     async def wait_published(self, count: int = 1) -> SignedPacket:
         """Wait until at least ``count`` PUTs succeeded; return the last packet."""
-        async with self._published:
-            await self._published.wait_for(lambda: self.published_count >= count)
+        async with self._progress:
+            await self._progress.wait_for(lambda: self.published_count >= count)
         assert self.last_packet is not None
         return self.last_packet
+
+    async def wait_failed(self, count: int = 1) -> None:
+        """Wait until at least ``count`` PUT attempts failed (``failed_count >= count``).
+
+        Useful to observe that the relay is unreachable before the first retry.
+        """
+        async with self._progress:
+            await self._progress.wait_for(lambda: self.failed_count >= count)
 
     async def _run(self) -> None:
         while True:
@@ -123,6 +131,8 @@ class PkarrPublisher:
                 except (aiohttp.ClientError, TimeoutError, AddressLookupError) as exc:
                     attempt += 1
                     self.failed_count += 1
+                    async with self._progress:
+                        self._progress.notify_all()
                     delay = min(attempt * RETRY_STEP, MAX_RETRY_DELAY)
                     log.debug("pkarr publish failed (%r); retry in %.0f s", exc, delay)
                     # A change while waiting is published at once (with the new info).
@@ -150,8 +160,8 @@ class PkarrPublisher:
                 raise AddressLookupError(f"pkarr relay refused PUT: {resp.status} {text}")
         self.last_packet = packet
         self.published_count += 1
-        async with self._published:
-            self._published.notify_all()
+        async with self._progress:
+            self._progress.notify_all()
 
     async def aclose(self) -> None:
         """Stop publishing and close the HTTP session."""

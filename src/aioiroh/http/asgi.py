@@ -247,6 +247,7 @@ class AsgiServer:
         self._requests: set[asyncio.Task[None]] = set()
         self.requests_served = 0
         self.requests_refused = 0
+        self._changed = asyncio.Event()  # replaced by a fresh one each time it is set
 
     @property
     def active_requests(self) -> int:
@@ -255,6 +256,24 @@ class AsgiServer:
     @property
     def connection_count(self) -> int:
         return len(self._sessions)
+
+    async def wait_idle(self, *, connections: bool = False) -> None:
+        """Wait until no request is being handled (``active_requests == 0``).
+
+        With ``connections=True`` also wait until no connection is open
+        (``connection_count == 0``), e.g. to drain before stopping the endpoint.
+        """
+        while self._requests or (connections and self._sessions):
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        """Wake :meth:`wait_idle` callers: a request or a connection ended."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def _request_done(self, task: asyncio.Task[None]) -> None:
+        self._requests.discard(task)
+        self._notify()
 
     async def startup(self) -> None:
         """Run the lifespan startup; raises :class:`LifespanFailed` if the app fails it."""
@@ -288,7 +307,7 @@ class AsgiServer:
             tasks.add(task)
             self._requests.add(task)
             task.add_done_callback(tasks.discard)
-            task.add_done_callback(self._requests.discard)
+            task.add_done_callback(self._request_done)
 
         session = H3Session(conn, on_request=on_request, max_buffered=self.max_request_buffer)
         self._sessions.add(session)
@@ -296,6 +315,7 @@ class AsgiServer:
             await session.closed()
         finally:
             self._sessions.discard(session)
+            self._notify()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

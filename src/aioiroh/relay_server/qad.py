@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -108,6 +109,8 @@ class QadServer:
         self._cids: dict[bytes, _Conn] = {}
         self._conns: set[_Conn] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Set (and replaced by a fresh one) whenever the stats may have changed.
+        self._stats_changed = asyncio.Event()
 
     @property
     def port(self) -> int:
@@ -154,9 +157,29 @@ class QadServer:
     def connection_count(self) -> int:
         return len(self._conns)
 
+    async def wait_stats(self, predicate: Callable[[QadServerStats], bool]) -> QadServerStats:
+        """Wait until ``predicate(self.stats)`` is true; returns :attr:`stats`.
+
+        Re-checked after every datagram and connection timer, e.g.
+        ``await qad.wait_stats(lambda s: s.reports >= 1)``. Use a timeout around it.
+        """
+        while not predicate(self.stats):
+            await self._stats_changed.wait()
+        return self.stats
+
+    def _notify(self) -> None:
+        changed, self._stats_changed = self._stats_changed, asyncio.Event()
+        changed.set()
+
     # -- datagrams ---------------------------------------------------------------------------
 
     def _datagram_received(self, data: bytes, addr: Any) -> None:
+        try:
+            self._handle_datagram(data, addr)
+        finally:
+            self._notify()
+
+    def _handle_datagram(self, data: bytes, addr: Any) -> None:
         self.stats.datagrams += 1
         if not data:
             self.stats.dropped_malformed += 1
@@ -262,6 +285,8 @@ class QadServer:
             logger.exception("QAD connection timer failed")
             self.stats.errors += 1
             self._drop(conn)
+        finally:
+            self._notify()
 
     def _drop(self, conn: _Conn) -> None:
         if conn.timer is not None:
