@@ -58,14 +58,9 @@ async def server_ours() -> tuple[dict[str, Any], Callable[[], Awaitable[None]]]:
 
 
 def rust_builder(alpns: list[bytes]) -> Any:
-    import iroh
+    from bench.throughput import rust_builder as builder
 
-    b = iroh.EndpointBuilder()
-    b.apply_minimal()
-    b.relay_mode(iroh.RelayMode.disabled())
-    b.bind_addr("127.0.0.1:0")
-    b.alpns(alpns)
-    return b
+    return builder(alpns)
 
 
 async def server_rust() -> tuple[dict[str, Any], Callable[[], Awaitable[None]]]:
