@@ -14,6 +14,10 @@ where it is bounded.
   buffer pauses the writer early, so a slow reader's backlog waits in the per-client queue,
   which is bounded in frames and in bytes (full → dropped). A reader that stops altogether
   blocks the writer and is disconnected after ``write_timeout``.
+* The queue is bounded in time too: toward a client reading at 1 MB/s a full 1 MiB queue is a
+  second of delay. Each datagram frame carries a deadline (``max_queue_delay`` after it was
+  queued) and is dropped, not sent, if the writer dequeues it later than that; QUIC reads the
+  loss as congestion and backs off. Control frames carry no deadline (``math.inf``).
 * From a rate-limited client (receive side): the limiter stops reading, and the backlog would
   sit in the kernel receive buffer, which autotunes to megabytes — seconds of delay at the
   limited rate, invisible to the client. With a rate limit configured, each relay socket gets
@@ -28,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 import socket
@@ -131,7 +136,8 @@ class ClientConn:
         self._request = request
         self._raw_id = endpoint_id.to_bytes()
         config = hub.config
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[tuple[bytes, float]] = deque()
+        """Encoded frames with the loop time after which they are dropped instead of sent."""
         self._queue_max = config.send_queue
         self.queue_bytes_max = config.send_queue_bytes
         """Bytes of frames queued for this client before new ones are dropped."""
@@ -157,8 +163,12 @@ class ClientConn:
 
     # --- sending ---------------------------------------------------------------------------
 
-    def send_frame(self, frame: bytes) -> bool:
-        """Queue an encoded frame; False (and counted) if the queue is full or closing."""
+    def send_frame(self, frame: bytes, expires: float = math.inf) -> bool:
+        """Queue an encoded frame; False (and counted) if the queue is full or closing.
+
+        A frame still queued at loop time ``expires`` is dropped (and counted) by the writer;
+        only datagram frames get a finite one, control frames must always be delivered.
+        """
         if (
             self.closing
             or len(self._queue) >= self._queue_max
@@ -166,7 +176,7 @@ class ClientConn:
         ):
             self.hub.metrics.dropped_queue_full += 1
             return False
-        self._queue.append(frame)
+        self._queue.append((frame, expires))
         self.queued_bytes += len(frame)
         self._flushed.clear()
         self._wake.set()
@@ -189,9 +199,13 @@ class ClientConn:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            frame = queue.popleft()
+            frame, expires = queue.popleft()
             self.queued_bytes -= len(frame)
-            self.write_started = loop.time()
+            now = loop.time()
+            if now > expires:
+                metrics.dropped_queue_delay += 1
+                continue
+            self.write_started = now
             await ws.send_bytes(frame)
             self.write_started = None
             metrics.frames_sent += 1
@@ -237,7 +251,7 @@ class ClientConn:
                     await self._close(WSCloseCode.PROTOCOL_ERROR, f"protocol error: {exc}")
                     return
                 if isinstance(frame, ClientToRelayDatagrams):
-                    hub.forward(self, frame)
+                    hub.forward(self, frame, now)
                 elif isinstance(frame, Ping):
                     metrics.pings_recv += 1
                     self.send_msg(Pong(frame.data))
@@ -331,6 +345,9 @@ class RelayHub:
         self.conns: dict[int, ClientConn] = {}
         self._next_id = 0
         self._rng = random.Random()
+        self._max_queue_delay = (
+            math.inf if config.max_queue_delay is None else config.max_queue_delay
+        )
 
     def next_conn_id(self) -> int:
         """A fresh connection id."""
@@ -373,8 +390,11 @@ class RelayHub:
             ):
                 self.metrics.endpoint_gone_sent += 1
 
-    def forward(self, src: ClientConn, msg: ClientToRelayDatagrams) -> None:
-        """Queue ``msg``'s datagrams to their destination's active connection, or drop."""
+    def forward(self, src: ClientConn, msg: ClientToRelayDatagrams, now: float) -> None:
+        """Queue ``msg``'s datagrams to their destination's active connection, or drop.
+
+        ``now`` is the loop time; the frame is dropped if still queued ``max_queue_delay`` later.
+        """
         metrics = self.metrics
         dst_id = self.registry.route(src.endpoint_id, msg.dst)
         if dst_id is None:
@@ -382,7 +402,8 @@ class RelayHub:
             return
         dst = self.conns[dst_id]
         dgrams = msg.datagrams
-        if dst.send_frame(relay_datagrams_frame(src._raw_id, dgrams)):
+        frame = relay_datagrams_frame(src._raw_id, dgrams)
+        if dst.send_frame(frame, now + self._max_queue_delay):
             metrics.datagram_frames_forwarded += 1
             size = dgrams.segment_size
             n = len(dgrams.contents)

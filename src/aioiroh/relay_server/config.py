@@ -14,6 +14,10 @@ __all__ = ["AccessConfig", "RateLimit", "ServerConfig"]
 DEFAULT_SEND_QUEUE: Final = 512
 # ... and at most this many bytes of them: 512 full batch frames would be 32 MiB per client.
 DEFAULT_SEND_QUEUE_BYTES: Final = 1024 * 1024
+# Datagram frames that waited longer than this in a client's send queue are dropped when
+# dequeued, like the relay client's own queue (socket/transports/relay.py): QUIC reads the loss
+# as congestion and backs off, which keeps the delay toward a slow reader bounded.
+DEFAULT_MAX_QUEUE_DELAY: Final = 0.2
 # A write that cannot finish in this long marks the client as stuck (defaults.rs).
 DEFAULT_WRITE_TIMEOUT: Final = 2.0
 # Server pings after this much silence plus a random 1..5 s, like iroh (§5.6).
@@ -70,6 +74,9 @@ class ServerConfig:
     """Frames queued per client before new ones are dropped (and counted)."""
     send_queue_bytes: int = DEFAULT_SEND_QUEUE_BYTES
     """Bytes of frames queued per client before new ones are dropped (one frame always fits)."""
+    max_queue_delay: float | None = DEFAULT_MAX_QUEUE_DELAY
+    """Seconds a datagram frame may wait in a client's send queue before it is dropped (and
+    counted) instead of sent; control frames are never dropped by age. None = no limit."""
     write_timeout: float = DEFAULT_WRITE_TIMEOUT
     """Seconds a single write may block before the client is disconnected as stuck."""
     ping_interval: float = DEFAULT_PING_INTERVAL

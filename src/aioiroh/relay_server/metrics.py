@@ -22,6 +22,7 @@ class RelayMetrics(MetricsGroup):
         "datagrams_forwarded": "Individual datagrams (batch segments) queued to their destination",
         "dropped_unknown_dst": "Datagram frames dropped: destination not connected",
         "dropped_queue_full": "Frames dropped: destination send queue full",
+        "dropped_queue_delay": "Datagram frames dropped: waited in the send queue too long",
         "pings_recv": "Pings received from clients",
         "pings_sent": "Pings sent to clients",
         "auth_failures": "Handshakes failed: bad signature, malformed or missing ClientAuth",
@@ -50,6 +51,7 @@ class RelayMetrics(MetricsGroup):
     datagrams_forwarded: int
     dropped_unknown_dst: int
     dropped_queue_full: int
+    dropped_queue_delay: int
     pings_recv: int
     pings_sent: int
     auth_failures: int
