@@ -62,6 +62,14 @@ def key_option(f: Any) -> Any:
     )(f)
 
 
+def hard_nat_option(f: Any) -> Any:
+    return click.option(
+        "--hard-nat",
+        is_flag=True,
+        help="Try aioiroh's birthday hard-NAT traversal if no direct path; both peers must use it.",
+    )(f)
+
+
 def json_option(f: Any) -> Any:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(f)
 

@@ -17,6 +17,7 @@ from ..errors import IrohError
 from ._common import (
     DEFAULT_KEY_FILE,
     emit,
+    hard_nat_option,
     json_option,
     key_option,
     load_or_create_key,
@@ -79,13 +80,21 @@ async def _serve(conn: Connection, mode: str, as_json: bool) -> None:
 
 
 async def _listen(
-    key_file: Path | None, alpn: str, bind: str, relays: tuple[str, ...], mode: str, as_json: bool
+    key_file: Path | None,
+    alpn: str,
+    bind: str,
+    relays: tuple[str, ...],
+    mode: str,
+    as_json: bool,
+    *,
+    hard_nat: bool,
 ) -> None:
     ep = await Endpoint.bind(
         load_or_create_key(key_file),
         alpns=[alpn.encode()],
         bind_addr=bind,
         relay_mode=relay_mode_from(relays),
+        hard_nat=hard_nat,
     )
     tasks: set[asyncio.Task[None]] = set()
     try:
@@ -119,6 +128,7 @@ async def _listen(
     help="Echo each stream back, or print what arrives.",
 )
 @relay_option
+@hard_nat_option
 @json_option
 def listen_command(
     secret_key_file: Path | None,
@@ -126,11 +136,12 @@ def listen_command(
     bind: str,
     mode: str,
     relays: tuple[str, ...],
+    hard_nat: bool,
     as_json: bool,
 ) -> None:
     """Accept connections; prints a ticket to give to `aioiroh connect`."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_listen(secret_key_file, alpn, bind, relays, mode, as_json))
+        asyncio.run(_listen(secret_key_file, alpn, bind, relays, mode, as_json, hard_nat=hard_nat))
 
 
 async def _connect(
@@ -141,6 +152,8 @@ async def _connect(
     relays: tuple[str, ...],
     as_json: bool,
     timeout: float,
+    *,
+    hard_nat: bool,
 ) -> None:
     try:
         ticket = EndpointTicket.parse(target)
@@ -148,7 +161,10 @@ async def _connect(
         raise click.ClickException(f"bad ticket: {exc}") from None
     data = message.encode() if message is not None else sys.stdin.buffer.read()
     ep = await Endpoint.bind(
-        load_or_create_key(key_file), bind_addr="0.0.0.0:0", relay_mode=relay_mode_from(relays)
+        load_or_create_key(key_file),
+        bind_addr="0.0.0.0:0",
+        relay_mode=relay_mode_from(relays),
+        hard_nat=hard_nat,
     )
     try:
         start = time.perf_counter()
@@ -198,6 +214,7 @@ async def _connect(
 @click.option("-m", "--message", default=None, help="Message to send (default: stdin).")
 @click.option("--timeout", default=10.0, show_default=True, help="Connect timeout in seconds.")
 @relay_option
+@hard_nat_option
 @json_option
 def connect_command(
     ticket: str,
@@ -206,10 +223,15 @@ def connect_command(
     message: str | None,
     timeout: float,
     relays: tuple[str, ...],
+    hard_nat: bool,
     as_json: bool,
 ) -> None:
     """Connect to TICKET, send a message (or stdin), print the reply, RTT and path."""
-    asyncio.run(_connect(ticket, secret_key_file, alpn, message, relays, as_json, timeout))
+    asyncio.run(
+        _connect(
+            ticket, secret_key_file, alpn, message, relays, as_json, timeout, hard_nat=hard_nat
+        )
+    )
 
 
 commands = [id_command, listen_command, connect_command]

@@ -28,7 +28,7 @@ from ..endpoint.connection import Connection
 from ..endpoint.endpoint import Endpoint
 from ..endpoint.streams import RecvStream, SendStream
 from ..errors import IrohError
-from ._common import json_option, key_option, relay_option
+from ._common import hard_nat_option, json_option, key_option, relay_option
 from .pipe import (
     ALPN,
     CANCEL_CODE,
@@ -163,10 +163,16 @@ async def _serve_connection(fw: _Forwarder, conn: Connection, target: tuple[str,
 
 
 async def _listen(
-    key_file: Path | None, host: str, bind: str, relays: tuple[str, ...], as_json: bool
+    key_file: Path | None,
+    host: str,
+    bind: str,
+    relays: tuple[str, ...],
+    as_json: bool,
+    *,
+    hard_nat: bool,
 ) -> int:
     target = _host_port(host)
-    ep = await bind_endpoint(key_file, [ALPN], bind, relays)
+    ep = await bind_endpoint(key_file, [ALPN], bind, relays, hard_nat=hard_nat)
     fw = _Forwarder(as_json)
     conns: set[asyncio.Task[None]] = set()
     try:
@@ -237,10 +243,12 @@ async def _connect(
     per_tcp: bool,
     timeout: float,
     as_json: bool,
+    *,
+    hard_nat: bool,
 ) -> int:
     ticket = parse_ticket(target)
     host, port = _host_port(addr)
-    ep = await bind_endpoint(key_file, [], bind, relays)
+    ep = await bind_endpoint(key_file, [], bind, relays, hard_nat=hard_nat)
     fw = _Forwarder(as_json)
     dialer = _Dialer(ep, ticket, timeout, per_tcp)
 
@@ -303,13 +311,19 @@ def forward_group() -> None:
 @key_option
 @bind_option
 @relay_option
+@hard_nat_option
 @json_option
 def listen_command(
-    host: str, secret_key_file: Path | None, bind: str, relays: tuple[str, ...], as_json: bool
+    host: str,
+    secret_key_file: Path | None,
+    bind: str,
+    relays: tuple[str, ...],
+    hard_nat: bool,
+    as_json: bool,
 ) -> None:
     """Expose the TCP service at HOST:PORT; prints a ticket for `forward connect`."""
     _host_port(host)
-    run_main(_listen(secret_key_file, host, bind, relays, as_json))
+    run_main(_listen(secret_key_file, host, bind, relays, as_json, hard_nat=hard_nat))
 
 
 @forward_group.command("connect")
@@ -318,6 +332,7 @@ def listen_command(
 @key_option
 @bind_option
 @relay_option
+@hard_nat_option
 @click.option(
     "--connection-per-tcp",
     "per_tcp",
@@ -332,13 +347,26 @@ def connect_command(
     secret_key_file: Path | None,
     bind: str,
     relays: tuple[str, ...],
+    hard_nat: bool,
     per_tcp: bool,
     timeout: float,
     as_json: bool,
 ) -> None:
     """Listen on ADDR:PORT and forward each TCP client to the endpoint in TICKET."""
     _host_port(addr)
-    run_main(_connect(ticket, secret_key_file, addr, bind, relays, per_tcp, timeout, as_json))
+    run_main(
+        _connect(
+            ticket,
+            secret_key_file,
+            addr,
+            bind,
+            relays,
+            per_tcp,
+            timeout,
+            as_json,
+            hard_nat=hard_nat,
+        )
+    )
 
 
 commands: list[click.Command] = [forward_group]

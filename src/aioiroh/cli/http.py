@@ -14,7 +14,15 @@ import click
 
 from ..endpoint.endpoint import Endpoint
 from ..http import ALPN_H3, AsgiServer, LifespanFailed, serve
-from ._common import emit, json_option, key_option, load_or_create_key, note, relay_mode_from
+from ._common import (
+    emit,
+    hard_nat_option,
+    json_option,
+    key_option,
+    load_or_create_key,
+    note,
+    relay_mode_from,
+)
 from ._common import relay_option as _relay_option
 
 __all__ = ["commands", "load_app"]
@@ -48,12 +56,15 @@ async def _serve_asgi(
     as_json: bool,
     lifespan: str,
     limit: int,
+    *,
+    hard_nat: bool,
 ) -> None:
     ep = await Endpoint.bind(
         load_or_create_key(key_file),
         alpns=[ALPN_H3],
         bind_addr=bind,
         relay_mode=relay_mode_from(relays),
+        hard_nat=hard_nat,
     )
 
     def started(server: AsgiServer) -> None:
@@ -97,6 +108,7 @@ async def _serve_asgi(
 @key_option
 @click.option("--bind", default="0.0.0.0:0", show_default=True, help="IPv4 address to bind.")
 @_relay_option
+@hard_nat_option
 @json_option
 @click.option(
     "--lifespan",
@@ -117,6 +129,7 @@ def serve_asgi(
     secret_key_file: Path | None,
     bind: str,
     relays: tuple[str, ...],
+    hard_nat: bool,
     as_json: bool,
     lifespan: str,
     limit_concurrency: int,
@@ -126,7 +139,16 @@ def serve_asgi(
     app = load_app(app_spec, app_dir)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
-            _serve_asgi(app, secret_key_file, bind, relays, as_json, lifespan, limit_concurrency)
+            _serve_asgi(
+                app,
+                secret_key_file,
+                bind,
+                relays,
+                as_json,
+                lifespan,
+                limit_concurrency,
+                hard_nat=hard_nat,
+            )
         )
 
 

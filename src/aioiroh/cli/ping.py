@@ -21,7 +21,7 @@ import click
 
 from ..endpoint.connection import Connection, PathInfo
 from ..errors import IrohError
-from ._common import emit, json_option, key_option, note, relay_option
+from ._common import emit, hard_nat_option, json_option, key_option, note, relay_option
 from .endpoint import DEFAULT_ALPN
 from .pipe import bind_endpoint, bind_option, parse_ticket, run_main
 
@@ -109,9 +109,11 @@ async def _ping(
     interval: float,
     timeout: float,
     as_json: bool,
+    *,
+    hard_nat: bool,
 ) -> int:
     ticket = parse_ticket(target)
-    ep = await bind_endpoint(key_file, [], bind, relays)
+    ep = await bind_endpoint(key_file, [], bind, relays, hard_nat=hard_nat)
     samples: list[float] = []
     sent = 0
     watcher: asyncio.Task[None] | None = None
@@ -203,6 +205,7 @@ def _summary(sent: int, samples: list[float], as_json: bool) -> None:
 @key_option
 @bind_option
 @relay_option
+@hard_nat_option
 @click.option("--alpn", default=DEFAULT_ALPN, show_default=True, help="Echo protocol to use.")
 @click.option(
     "-c", "--count", default=0, show_default=True, help="Pings to send; 0 = until Ctrl-C."
@@ -215,6 +218,7 @@ def ping_command(
     secret_key_file: Path | None,
     bind: str,
     relays: tuple[str, ...],
+    hard_nat: bool,
     alpn: str,
     count: int,
     interval: float,
@@ -224,7 +228,20 @@ def ping_command(
     """Ping the endpoint in TICKET (run `aioiroh listen` there); shows RTT and path changes."""
     if interval < 0 or count < 0:
         raise click.BadParameter("count and interval must not be negative")
-    run_main(_ping(ticket, secret_key_file, bind, relays, alpn, count, interval, timeout, as_json))
+    run_main(
+        _ping(
+            ticket,
+            secret_key_file,
+            bind,
+            relays,
+            alpn,
+            count,
+            interval,
+            timeout,
+            as_json,
+            hard_nat=hard_nat,
+        )
+    )
 
 
 commands: list[click.Command] = [ping_command]

@@ -34,7 +34,14 @@ from ..endpoint.connection import Connection
 from ..endpoint.endpoint import Endpoint
 from ..endpoint.streams import RecvStream, SendStream
 from ..errors import IrohError
-from ._common import json_option, key_option, load_or_create_key, relay_mode_from, relay_option
+from ._common import (
+    hard_nat_option,
+    json_option,
+    key_option,
+    load_or_create_key,
+    relay_mode_from,
+    relay_option,
+)
 
 ALPN: Final = b"DUMBPIPEV0"
 HANDSHAKE: Final = b"hello"
@@ -96,7 +103,12 @@ def bind_option(f: Any) -> Any:
 
 
 async def bind_endpoint(
-    key_file: Path | None, alpns: list[bytes], bind: str, relays: tuple[str, ...]
+    key_file: Path | None,
+    alpns: list[bytes],
+    bind: str,
+    relays: tuple[str, ...],
+    *,
+    hard_nat: bool,
 ) -> Endpoint:
     """Bind an endpoint from the common flags and wait (bounded) for the home relay."""
     try:
@@ -105,6 +117,7 @@ async def bind_endpoint(
             alpns=alpns,
             bind_addr=bind,
             relay_mode=relay_mode_from(relays),
+            hard_nat=hard_nat,
         )
     except (IrohError, ValueError, OSError) as exc:
         raise click.ClickException(f"cannot bind endpoint: {exc}") from None
@@ -351,9 +364,15 @@ async def _pipe(
 
 
 async def _listen(
-    key_file: Path | None, bind: str, relays: tuple[str, ...], recv_only: bool, as_json: bool
+    key_file: Path | None,
+    bind: str,
+    relays: tuple[str, ...],
+    recv_only: bool,
+    as_json: bool,
+    *,
+    hard_nat: bool,
 ) -> int:
-    ep = await bind_endpoint(key_file, [ALPN], bind, relays)
+    ep = await bind_endpoint(key_file, [ALPN], bind, relays, hard_nat=hard_nat)
     try:
         ticket = str(ep.ticket())
         event(
@@ -400,9 +419,11 @@ async def _connect(
     recv_only: bool,
     timeout: float,
     as_json: bool,
+    *,
+    hard_nat: bool,
 ) -> int:
     ticket = parse_ticket(target)
-    ep = await bind_endpoint(key_file, [], bind, relays)
+    ep = await bind_endpoint(key_file, [], bind, relays, hard_nat=hard_nat)
     try:
         try:
             conn = await ep.connect(ticket, ALPN, timeout=timeout)
@@ -431,17 +452,19 @@ def pipe_group() -> None:
 @key_option
 @bind_option
 @relay_option
+@hard_nat_option
 @click.option("--recv-only", is_flag=True, help="Do not read stdin; only print what arrives.")
 @json_option
 def listen_command(
     secret_key_file: Path | None,
     bind: str,
     relays: tuple[str, ...],
+    hard_nat: bool,
     recv_only: bool,
     as_json: bool,
 ) -> None:
     """Wait for one peer and pipe stdin/stdout to it; prints a ticket on stderr."""
-    run_main(_listen(secret_key_file, bind, relays, recv_only, as_json))
+    run_main(_listen(secret_key_file, bind, relays, recv_only, as_json, hard_nat=hard_nat))
 
 
 @pipe_group.command("connect")
@@ -449,6 +472,7 @@ def listen_command(
 @key_option
 @bind_option
 @relay_option
+@hard_nat_option
 @click.option("--recv-only", is_flag=True, help="Do not read stdin; only print what arrives.")
 @click.option("--timeout", default=10.0, show_default=True, help="Connect timeout in seconds.")
 @json_option
@@ -457,12 +481,17 @@ def connect_command(
     secret_key_file: Path | None,
     bind: str,
     relays: tuple[str, ...],
+    hard_nat: bool,
     recv_only: bool,
     timeout: float,
     as_json: bool,
 ) -> None:
     """Connect to TICKET and pipe stdin/stdout to it."""
-    run_main(_connect(ticket, secret_key_file, bind, relays, recv_only, timeout, as_json))
+    run_main(
+        _connect(
+            ticket, secret_key_file, bind, relays, recv_only, timeout, as_json, hard_nat=hard_nat
+        )
+    )
 
 
 commands: list[click.Command] = [pipe_group]

@@ -46,7 +46,7 @@ from ..base.ticket import EndpointTicket
 from ..endpoint.connection import Connection
 from ..endpoint.streams import RecvStream, SendStream
 from ..errors import DecodeError, IrohError
-from ._common import emit, json_option, key_option, note, relay_option
+from ._common import emit, hard_nat_option, json_option, key_option, note, relay_option
 from .pipe import CHUNK, bind_endpoint, bind_option, run_main
 
 ALPN: Final = b"aioiroh/send/0"
@@ -293,13 +293,19 @@ class _Server:
 
 
 async def _send(
-    root: Path, key_file: Path | None, bind: str, relays: tuple[str, ...], as_json: bool
+    root: Path,
+    key_file: Path | None,
+    bind: str,
+    relays: tuple[str, ...],
+    as_json: bool,
+    *,
+    hard_nat: bool,
 ) -> int:
     found = collect(root)
     hashes = await asyncio.gather(*(asyncio.to_thread(hash_file, p) for p, _ in found))
     files = [FileEntry(name, p.stat().st_size, h) for (p, name), h in zip(found, hashes)]
     manifest = encode_manifest(files)
-    ep = await bind_endpoint(key_file, [ALPN], bind, relays)
+    ep = await bind_endpoint(key_file, [ALPN], bind, relays, hard_nat=hard_nat)
     server = _Server([p for p, _ in found], files, manifest, as_json)
     conns: set[asyncio.Task[None]] = set()
     try:
@@ -485,12 +491,14 @@ async def _receive(
     retries: int,
     quiet: bool,
     as_json: bool,
+    *,
+    hard_nat: bool,
 ) -> int:
     try:
         ticket = TransferTicket.parse(text)
     except IrohError as exc:
         raise click.ClickException(f"bad ticket: {exc}") from None
-    ep = await bind_endpoint(key_file, [], bind, relays)
+    ep = await bind_endpoint(key_file, [], bind, relays, hard_nat=hard_nat)
     report: _Reporter | None = None
     files: list[FileEntry] | None = None
     done: set[int] = set()
@@ -584,12 +592,18 @@ async def _receive(
 @key_option
 @bind_option
 @relay_option
+@hard_nat_option
 @json_option
 def send_command(
-    path: Path, secret_key_file: Path | None, bind: str, relays: tuple[str, ...], as_json: bool
+    path: Path,
+    secret_key_file: Path | None,
+    bind: str,
+    relays: tuple[str, ...],
+    hard_nat: bool,
+    as_json: bool,
 ) -> None:
     """Offer FILE or DIR; prints the `aioiroh receive` command line. Ctrl-C to stop."""
-    run_main(_send(path, secret_key_file, bind, relays, as_json))
+    run_main(_send(path, secret_key_file, bind, relays, as_json, hard_nat=hard_nat))
 
 
 @click.command("receive")
@@ -604,6 +618,7 @@ def send_command(
 @key_option
 @bind_option
 @relay_option
+@hard_nat_option
 @click.option("--timeout", default=10.0, show_default=True, help="Connect timeout in seconds.")
 @click.option(
     "--retries", default=MAX_RETRIES, show_default=True, help="Reconnects without progress."
@@ -616,13 +631,27 @@ def receive_command(
     secret_key_file: Path | None,
     bind: str,
     relays: tuple[str, ...],
+    hard_nat: bool,
     timeout: float,
     retries: int,
     quiet: bool,
     as_json: bool,
 ) -> None:
     """Fetch what TICKET offers into --out, verifying BLAKE3; rerun to resume."""
-    run_main(_receive(ticket, out, secret_key_file, bind, relays, timeout, retries, quiet, as_json))
+    run_main(
+        _receive(
+            ticket,
+            out,
+            secret_key_file,
+            bind,
+            relays,
+            timeout,
+            retries,
+            quiet,
+            as_json,
+            hard_nat=hard_nat,
+        )
+    )
 
 
 commands: list[click.Command] = [send_command, receive_command]
