@@ -27,7 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/relay.py
-	$(BIN)/python bench/dns.py
+	$(BIN)/python bench/dns_server.py
 	$(BIN)/python bench/http3.py
 
 natlab: $(STAMP)

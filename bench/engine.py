@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-# Drop bench/ itself from the path: bench/dns.py would shadow dnspython's dns package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path[:0] = [str(ROOT / "src")]
 
 from aioquic.buffer import Buffer

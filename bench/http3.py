@@ -1,4 +1,3 @@
-# ruff: noqa: E402  (imports follow the sys.path fix below)
 """HTTP/3 benchmark: httpx + ASGI over iroh (``iroh+h3``) vs bare aioquic HTTP/3, on loopback.
 
 Both stacks run client and server on one event loop in this process. The aioquic baseline is
@@ -10,14 +9,6 @@ requests/s at concurrency 1 and 50, and MB/s for a large download and upload.
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the
-# standard library's ``http`` package.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse
 import asyncio

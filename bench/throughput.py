@@ -25,9 +25,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-# Drop bench/ itself from the path: bench/http.py and bench/dns.py would shadow the stdlib's
-# http and dnspython's dns for everything this script imports.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 ALPN = b"aioiroh/bench/0"

@@ -4,18 +4,10 @@ Server and load generator share one event loop (one core). The client side is ke
 (pre-built query bytes on a raw UDP socket; pre-signed PUT bodies), so the numbers are a lower
 bound on what the server alone sustains.
 
-    .venv/bin/python bench/dns.py [--seconds 3] [--keys 200] [--window 32]
+    .venv/bin/python bench/dns_server.py [--seconds 3] [--keys 200] [--window 32]
 """
 
 from __future__ import annotations
-
-import os
-import sys
-
-# This file is named dns.py: drop its own directory from the path so ``import dns`` finds
-# dnspython, not this script.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
 
 import argparse
 import asyncio
