@@ -116,9 +116,9 @@ async def test_direct_loopback_connection_runs_no_attempt(pair: tuple[Endpoint, 
     conn.close(0, b"bye")
 
 
-async def test_not_offered_without_hard_nat_flag() -> None:
-    if not NATIVE:
-        pytest.skip("only the native engine offers the birthday attempt")
+async def test_not_offered_without_hard_nat_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only the native engine offers the birthday attempt: make sure it is the one in use.
+    monkeypatch.delenv(ENGINE_ENV, raising=False)
     server = await _bind()
     client = await Endpoint.bind(bind_addr="127.0.0.1:0", bind_addr_v6=False)
     try:

@@ -270,6 +270,9 @@ class ConnectionDriver:
         if attempt.finished(now):
             self._hard_nat_finish()
             return
+        due = attempt.next_deadline()
+        if due is None or now < due:
+            return  # flushes run per received batch: look at the paths only when probes are due
         if self._has_direct_path():
             attempt.stop()
         for send in attempt.poll(now):
