@@ -54,12 +54,12 @@ from .connection_state import (
     MAX_PENDING_DATAGRAMS,
     NO_ERROR,
     PACKET_FLAG,
-    PROTOCOL_VIOLATION,
     QUIC_V1,
     Seal,
 )
 from .frames import (
     FRAME_ENCODING_ERROR,
+    PROTOCOL_VIOLATION,
     AckFrame,
     AckFrequencyFrame,
     AddAddressFrame,

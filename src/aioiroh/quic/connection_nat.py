@@ -14,8 +14,9 @@ from aioquic.quic.packet import QuicPacketType
 from aioquic.quic.packet_builder import QuicPacketBuilder, QuicPacketBuilderStop
 
 from .connection_send import SendLayer, pad
-from .connection_state import PROTOCOL_VIOLATION, QUIC_V1, ip_of
+from .connection_state import QUIC_V1, ip_of
 from .frames import (
+    PROTOCOL_VIOLATION,
     AddAddressFrame,
     FrameType,
     QuicProtocolViolation,

@@ -17,11 +17,11 @@ from .connection_state import (
     MAX_PATH_RESPONSES,
     MAX_PATHS,
     NO_ERROR,
-    PROTOCOL_VIOLATION,
     ConnectionState,
     ip_of,
 )
 from .frames import (
+    PROTOCOL_VIOLATION,
     Frame,
     FrameType,
     MaxPathIdFrame,

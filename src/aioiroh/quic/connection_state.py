@@ -51,7 +51,6 @@ PACKET_TYPE: Final = (QuicPacketType.INITIAL, QuicPacketType.HANDSHAKE, QuicPack
 # Transport error codes (RFC 9000 §20.1).
 NO_ERROR: Final = 0x0
 INTERNAL_ERROR: Final = 0x1
-PROTOCOL_VIOLATION: Final = 0xA
 CRYPTO_BUFFER_EXCEEDED: Final = 0xD
 APPLICATION_ERROR: Final = 0xC
 CRYPTO_ERROR: Final = 0x100
