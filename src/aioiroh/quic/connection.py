@@ -432,9 +432,12 @@ class IrohConnection(NatLayer):
         if not off_path:
             path.datagrams_recv += 1
             path.bytes_recv += len(packet)
+        else:
+            self._amplification.on_receive(addr, len(packet))
         self._rx_path = path
         self._rx_addr = addr
         self._rx_off_path = off_path
+        self._rx_challenged = False
         if self._closing:
             if not self._draining:
                 self._on_packet_while_closing(level, payload, now)
@@ -464,13 +467,10 @@ class IrohConnection(NatLayer):
             and non_probing
         ):
             # The client's address changed under an existing path (NAT rebinding, or the
-            # client moved to another network): newest authenticated non-probing traffic
-            # wins, so answers follow it (RFC 9000 §9.3, applied per path). Probes (a NAT
-            # traversal round) carry only probing frames and never move a path.
-            path.addr = addr
-            path.datagrams_recv += 1
-            path.bytes_recv += len(packet)
-            self.rebindings += 1
+            # client moved): the path moves once the new address answers a PATH_CHALLENGE
+            # (RFC 9000 §9.3, per path); a copy from a third party never moves it. Probes (a
+            # NAT traversal round) carry only probing frames and start nothing.
+            self._on_peer_address_change(path, addr, now)
         if pn >= space.expected_packet_number:
             space.expected_packet_number = pn + 1
         space.received_packets.add(pn)

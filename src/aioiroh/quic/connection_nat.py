@@ -13,6 +13,7 @@ from typing import Any
 from aioquic.quic.packet import QuicPacketType
 from aioquic.quic.packet_builder import QuicPacketBuilder, QuicPacketBuilderStop
 
+from .connection_paths import OFFPATH_PROBE, OFFPATH_RESPONSE, OFFPATH_VALIDATION
 from .connection_send import SendLayer, pad
 from .connection_state import QUIC_V1, ip_of
 from .frames import (
@@ -29,8 +30,9 @@ from .nat_traversal import (
     NatTraversalError,
     NatTraversalServer,
     TooManyAddresses,
+    is_probeable,
 )
-from .paths import PathState
+from .paths import MIN_VALIDATION_DATAGRAM, PathState
 from .transport_parameters import IROH_NAT_TRAVERSAL_ADDRESSES
 
 
@@ -142,6 +144,8 @@ class NatLayer(SendLayer):
     def _on_reach_out(self, level: int, frame: ReachOutFrame, now: float) -> None:
         if isinstance(self._nat, NatTraversalServer):
             self._nat_guard(lambda nat: nat.on_reach_out(frame, now))
+            if not is_probeable((frame.ip, frame.port)):
+                return
             key = (str(frame.ip), frame.port)
             self._nat_reach_outs.pop(key, None)
             self._nat_reach_outs[key] = None
@@ -157,7 +161,13 @@ class NatLayer(SendLayer):
             ) from None
 
     def _send_off_path(self, now: float, out: list[tuple[bytes, Any]]) -> None:
-        """NAT probes and answers to them: one 1-RTT packet each, outside congestion control."""
+        """Off-path datagrams, one 1-RTT packet each, outside congestion control.
+
+        NAT probes go unpadded to the addresses a NAT traversal round names (noq does the
+        same; their rate is bounded in :mod:`.nat_traversal`). Answers to probes and the
+        challenges of a migrating peer go to addresses no path has validated: they are held
+        to 3x what that address sent us and padded to 1200 bytes only within that budget.
+        """
         nat = self._nat
         if nat is not None:
             deadline = nat.next_deadline()
@@ -166,27 +176,33 @@ class NatLayer(SendLayer):
                 for (ip, port), challenge in nat.poll_probes(now):
                     if via is not None:
                         target = self.make_addr(str(ip), port)
-                        self._offpath.append((target, via.path_id, challenge, False))
+                        self._offpath.append((target, via.path_id, challenge, OFFPATH_PROBE))
         while self._offpath:
-            addr, path_id, data, is_response = self._offpath.popleft()
+            addr, path_id, data, kind = self._offpath.popleft()
             path = self._paths.get(path_id)
-            if path is None or path.abandoned or not path.validated:
+            if kind == OFFPATH_VALIDATION:
+                if path is None or path.abandoned:
+                    continue
+            elif path is None or path.abandoned or not path.validated:
                 path = self._probe_path()
             seal = self._seal_for(path.path_id) if path is not None else None
             if path is None or seal is None:
                 continue
+            limited = kind != OFFPATH_PROBE and not self._is_validated_address(addr)
+            budget = self._amplification.budget(addr) if limited else MIN_VALIDATION_DATAGRAM
             builder = QuicPacketBuilder(
                 host_cid=self.host_cid,
                 peer_cid=self.cids.peer_cid if path is self._path0 else path.peer_cid,
                 version=QUIC_V1,
                 is_client=self._is_client,
-                max_datagram_size=self._max_datagram_size,
+                max_datagram_size=min(self._max_datagram_size, MIN_VALIDATION_DATAGRAM),
                 packet_number=path.pn,
             )
             try:
                 builder.start_packet(QuicPacketType.ONE_RTT, seal)  # type: ignore[arg-type]
-                kind = FrameType.PATH_RESPONSE if is_response else FrameType.PATH_CHALLENGE
-                builder.start_frame(kind, capacity=9).push_bytes(data)
+                is_response = kind == OFFPATH_RESPONSE
+                frame_kind = FrameType.PATH_RESPONSE if is_response else FrameType.PATH_CHALLENGE
+                builder.start_frame(frame_kind, capacity=9).push_bytes(data)
                 reflexive = ip_of(addr) if is_response else None
                 if (
                     reflexive is not None
@@ -201,15 +217,25 @@ class NatLayer(SendLayer):
                     # without this the direct path would wait for the next round.
                     bundled = nat.reflexive_challenge(reflexive)
                     builder.start_frame(FrameType.PATH_CHALLENGE, capacity=9).push_bytes(bundled)
-                if is_response:
-                    pad(builder)  # off-path responses are padded (noq does; NATs see size)
+                if kind != OFFPATH_PROBE and budget >= MIN_VALIDATION_DATAGRAM:
+                    pad(builder)  # full-size answers where the 3x budget allows (noq pads)
             except QuicPacketBuilderStop:
                 continue
             datagrams, _packets = builder.flush()
+            size = sum(len(d) for d in datagrams)
+            if limited and size > budget:
+                # Over budget even unpadded: the packet number is skipped, which is allowed.
+                path.pn = builder.packet_number
+                continue
             # Not registered with recovery: probes are neither in flight nor retransmitted.
             path.pn = builder.packet_number
+            if limited:
+                self._amplification.on_send(addr, size)
             for datagram in datagrams:
                 out.append((datagram, addr))
+
+    def _is_validated_address(self, addr: Any) -> bool:
+        return any(p.validated and not p.abandoned and p.addr == addr for p in self._paths.values())
 
     def _wants_path_to(self, ip: Addr) -> bool:
         """Client: whether a probe from ``ip`` should be challenged back (see above)."""

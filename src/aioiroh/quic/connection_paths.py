@@ -37,6 +37,7 @@ from .nat_traversal import NatTraversalClient
 from .paths import (
     MAX_CHALLENGE_TRIES,
     MAX_PENDING_OPENS,
+    MIN_CHALLENGE_INTERVAL,
     PENDING_OPEN_LIFETIME,
     PENDING_OPEN_RETRY,
     PathAbandoned,
@@ -44,7 +45,11 @@ from .paths import (
     PathSnapshot,
     PathState,
     PathStatusChanged,
+    reset_congestion,
 )
+
+OFFPATH_PROBE, OFFPATH_RESPONSE, OFFPATH_VALIDATION = 0, 1, 2
+"""Kinds of off-path datagrams: NAT probe, answer to a probe, challenge of a migration."""
 
 
 class PathsLayer(ConnectionState):
@@ -66,7 +71,13 @@ class PathsLayer(ConnectionState):
                 loss = path.recovery.get_loss_detection_time(amplification_limited=False)
                 if loss is not None:
                     times.append(loss)
-            for t in (path.challenge_at, path.idle_at, path.keepalive_at, path.drain_at):
+            for t in (
+                path.challenge_at,
+                path.idle_at,
+                path.keepalive_at,
+                path.drain_at,
+                path.migrate_at,
+            ):
                 if t is not None:
                     times.append(t)
         if self._nat is not None:
@@ -92,6 +103,8 @@ class PathsLayer(ConnectionState):
                 continue
             if path.abandoned:
                 continue
+            if path.migrate_at is not None and now >= path.migrate_at:
+                self._challenge_new_address(path, now)
             if path.path_id:
                 loss = path.recovery.get_loss_detection_time(amplification_limited=False)
                 if loss is not None and now >= loss:
@@ -114,10 +127,66 @@ class PathsLayer(ConnectionState):
                 path.ping_pending = len(self._paths) > 1
                 path.keepalive_at = now + self.path_keep_alive
 
+    def _on_peer_address_change(self, path: PathState, addr: Any, now: float) -> None:
+        """Non-probing traffic of ``path`` came from ``addr``: challenge it before moving.
+
+        Until it answers, the path keeps its old address and everything sent to ``addr`` is
+        held to 3x what came from it; a copy of the peer's packets sent by a third party thus
+        reflects at most 3x its own bytes, and a real rebinding moves one round trip later.
+        """
+        if path.abandoned or path.migrate_addr == addr or path.addr == addr:
+            return  # (the packet's own PATH_RESPONSE may have just moved the path here)
+        if path.migrate_addr is not None:
+            self._amplification.forget(path.migrate_addr)
+        path.migrate_addr = addr
+        path.migrate_challenge = self._random(8)
+        path.migrate_tries = 0
+        self._challenge_new_address(path, now)
+
+    def _challenge_new_address(self, path: PathState, now: float) -> None:
+        addr = path.migrate_addr
+        if addr is None or path.migrate_challenge is None:
+            path.migrate_at = None
+            return
+        if path.abandoned or path.migrate_tries >= MAX_CHALLENGE_TRIES:
+            self._end_migration(path)
+            return
+        path.migrate_tries += 1
+        path.migrate_at = now + max(MIN_CHALLENGE_INTERVAL, path.recovery.get_probe_timeout())
+        self._offpath.append((addr, path.path_id, path.migrate_challenge, OFFPATH_VALIDATION))
+
+    def _end_migration(self, path: PathState) -> None:
+        if path.migrate_addr is not None:
+            self._amplification.forget(path.migrate_addr)
+        path.migrate_addr = None
+        path.migrate_challenge = None
+        path.migrate_at = None
+        path.migrate_tries = 0
+
+    def _migrate(self, path: PathState, now: float) -> None:
+        """The new address answered: the path follows its peer there."""
+        old, new = path.addr, path.migrate_addr
+        self._end_migration(path)
+        path.addr = new
+        self.rebindings += 1
+        old_ip, new_ip = ip_of(old), ip_of(new)
+        if old_ip is None or new_ip is None or old_ip[0] != new_ip[0]:
+            # Another IP is another network path: start its congestion state afresh.
+            reset_congestion(
+                path.recovery, self.settings.congestion_control, self._max_datagram_size
+            )
+        if path.idle_at is not None:
+            path.idle_at = now + self.path_idle_timeout(new)
+
     def _on_path_challenge(self, level: int, frame: PathChallengeFrame, now: float) -> None:
+        if self._rx_challenged:
+            return  # one answer per packet: 64 challenges in a packet must not mean 64 replies
+        self._rx_challenged = True
         if self._rx_off_path:
             # A NAT traversal probe (or a peer moving): answer where it came from.
-            self._offpath.append((self._rx_addr, self._rx_path.path_id, frame.data, True))
+            self._offpath.append(
+                (self._rx_addr, self._rx_path.path_id, frame.data, OFFPATH_RESPONSE)
+            )
         elif self._rx_path is self._path0:
             self._path_responses.append(frame.data)
         elif len(self._rx_path.responses) < MAX_PATH_RESPONSES:
@@ -349,6 +418,7 @@ class PathsLayer(ConnectionState):
         path.challenge_at = None
         path.idle_at = None
         path.keepalive_at = None
+        self._end_migration(path)
         path.drain_at = now + 3 * self._recovery.get_probe_timeout()
         # Path ids are never reused: give the peer one more (noq does the same).
         if self._multipath:
@@ -366,6 +436,11 @@ class PathsLayer(ConnectionState):
 
     def _on_path_response(self, level: int, frame: PathResponseFrame, now: float) -> None:
         addr = self._rx_addr
+        for path in self._paths.values():
+            if path.migrate_challenge == frame.data and path.migrate_addr == addr:
+                if not path.abandoned:
+                    self._migrate(path, now)
+                return
         for path in self._paths.values():
             if path.challenge is not None and path.challenge == frame.data and path.addr == addr:
                 path.challenge = None

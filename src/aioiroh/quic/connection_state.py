@@ -29,6 +29,7 @@ from ..base.key import PublicKey, SecretKey
 from ..tls.context import RpkContext, install_raw_public_keys
 from ._aioquic import Buffer
 from .aioquic_connection import QuicSettings
+from .amplification import AmplificationLimits
 from .connection_ids import ACTIVE_CID_LIMIT, ConnectionIds
 from .frames import PACKET_1RTT, PACKET_HANDSHAKE, PACKET_INITIAL, Frame
 from .nat_traversal import Addr, NatTraversalClient, NatTraversalServer, canonical_addr
@@ -184,13 +185,18 @@ class ConnectionState:
         """PATHS_BLOCKED frames received (diagnostics)."""
         self.peer_path_cids_blocked = 0
         """PATH_CIDS_BLOCKED frames received (diagnostics)."""
-        # Off-path datagrams to build: (address, via path id, 8 bytes, is_response).
-        self._offpath: deque[tuple[Any, int, bytes, bool]] = deque(maxlen=MAX_OFFPATH)
+        # Off-path datagrams to build: (address, via path id, 8 bytes, kind: OFFPATH_* of
+        # connection_paths).
+        self._offpath: deque[tuple[Any, int, bytes, int]] = deque(maxlen=MAX_OFFPATH)
         self._dial_addr: Any = None
         self._now = 0.0
         self._rx_path = self._path0
         self._rx_addr: Any = None
         self._rx_off_path = False
+        self._rx_challenged = False
+        """A PATH_CHALLENGE of the packet being handled was answered (one answer per packet)."""
+        self._amplification = AmplificationLimits()
+        """Bytes from and to peer addresses no path of ours has validated (3x rule)."""
         self.rebindings = 0
         """Server: times a path followed its client to a new address."""
         self.make_addr: Callable[[str, int], Any] = tuple_addr

@@ -14,8 +14,9 @@ Time is a float in seconds passed in by the caller; challenge bytes come from a 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Final, TypeAlias
 
 from aioiroh.errors import IrohError
@@ -35,6 +36,7 @@ __all__ = [
     "NotEnoughAddresses",
     "TooManyAddresses",
     "canonical_addr",
+    "is_probeable",
     "probe_retry_delay",
 ]
 
@@ -52,6 +54,14 @@ CHALLENGE_SIZE: Final = 8
 MAX_REFLEXIVE_CHALLENGES: Final = 64
 # Upper bound for either side's address sets, whatever the peer's TP says (it is one byte).
 MAX_ADDRESSES: Final = 255
+# Probes sent per second over all rounds: a peer starting round after round (REACH_OUT with a
+# new round number each time) cannot make us spray its chosen addresses faster than this.
+MAX_PROBES_PER_SECOND: Final = 32
+# Networks a peer may not name as a candidate: nothing unicast answers there, or a probe would
+# hit a whole segment (RFC 6890: "this network", multicast, reserved incl. broadcast).
+_REFUSED_NETWORKS: Final = tuple(
+    IPv4Network(n) for n in ("0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4")
+) + tuple(IPv6Network(n) for n in ("::/128", "ff00::/8", "100::/64"))
 
 
 class NatTraversalError(IrohError):
@@ -69,6 +79,19 @@ class TooManyAddresses(NatTraversalError):
 def canonical_addr(addr: Addr) -> Addr:
     """``addr`` with an IPv4-mapped IPv6 address turned into IPv4."""
     return canonical_ip(addr[0]), addr[1]
+
+
+def is_probeable(addr: Addr) -> bool:
+    """Whether a peer-named candidate may be probed: a unicast host address and a real port.
+
+    Unspecified, multicast, broadcast, reserved and discard-only (100::/64) addresses and port
+    0 are refused; loopback, private and documentation ranges stay allowed (local and LAN
+    candidates; the latter are what test networks use).
+    """
+    ip, port = canonical_addr(addr)
+    if not 0 < port < 65536:
+        return False
+    return not any(ip in net for net in _REFUSED_NETWORKS if net.version == ip.version)
 
 
 def probe_retry_delay(attempt: int, initial_rtt: float = DEFAULT_INITIAL_RTT) -> float:
@@ -93,6 +116,8 @@ class _Prober:
         self._attempt = 0
         # challenge -> probed address; bounded by addresses x attempts, cleared per round.
         self._challenges: dict[bytes, Addr] = {}
+        # Send times of the probes of the last second (kept across rounds on purpose).
+        self._sent_times: deque[float] = deque()
 
     def _reset_probes(self) -> None:
         self._remaining.clear()
@@ -134,13 +159,20 @@ class _Prober:
                 self._retry_at = None
             return []
         first_send = self._retry_at is None
+        sent = self._sent_times
+        while sent and sent[0] <= now - 1.0:
+            sent.popleft()
         probes: list[tuple[Addr, bytes]] = []
-        for addr in self._pending:
+        for addr in list(self._pending):
+            if len(sent) >= MAX_PROBES_PER_SECOND:
+                break
             challenge = self._random_bytes(CHALLENGE_SIZE)
             self._challenges[challenge] = addr
             probes.append((addr, challenge))
-        self._pending.clear()
-        self._pending_at = None
+            sent.append(now)
+            del self._pending[addr]
+        # Over the per-second budget: the rest wait until the oldest send leaves the window.
+        self._pending_at = sent[0] + 1.0 if self._pending else None
         if retried or first_send:
             if any(self._remaining.values()):
                 self._retry_at = now + probe_retry_delay(self._attempt, self._initial_rtt)
@@ -219,6 +251,8 @@ class NatTraversalClient(_Prober):
     def on_add_address(self, frame: AddAddressFrame) -> Addr | None:
         """Handle ADD_ADDRESS; returns the address if it is new or changed."""
         addr = canonical_addr((frame.ip, frame.port))
+        if not is_probeable(addr):
+            return None  # never probed; the sequence stays unknown (REMOVE_ADDRESS: no-op)
         old = self._remote.get(frame.sequence)
         if old == addr:
             return None
@@ -302,6 +336,8 @@ class NatTraversalServer(_Prober):
         if frame.round < self.round:
             return False
         addr = canonical_addr((frame.ip, frame.port))
+        if not is_probeable(addr):
+            return False
         if frame.round > self.round:
             self.round = frame.round
             self._reset_probes()

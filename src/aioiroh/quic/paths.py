@@ -7,9 +7,11 @@ after a NAT traversal probe succeeds) and the server accepts them. Everything he
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Final
 
+from aioquic.quic.congestion.base import create_congestion_control
 from aioquic.quic.events import QuicEvent
 from aioquic.quic.recovery import QuicPacketRecovery, QuicPacketSpace
 
@@ -35,6 +37,8 @@ PENDING_OPEN_LIFETIME: Final = 15.0
 """A blocked open is given up after this long (a NAT traversal round finds the address again)."""
 MAX_PENDING_OPENS: Final = 8
 """Blocked path opens kept for retry at once (one per candidate address)."""
+MIN_VALIDATION_DATAGRAM: Final = 1200
+"""A PATH_CHALLENGE datagram is padded to this when the 3x budget allows (RFC 9000 §8.2.1)."""
 
 
 @dataclass
@@ -99,6 +103,10 @@ class PathState:
         "drain_at",
         "idle_at",
         "keepalive_at",
+        "migrate_addr",
+        "migrate_at",
+        "migrate_challenge",
+        "migrate_tries",
         "path_id",
         "peer_cid",
         "peer_cid_seq",
@@ -142,6 +150,11 @@ class PathState:
         self.challenge_at: float | None = None
         self.challenge_tries = 0
         self.responses: list[bytes] = []
+        # A new peer address seen under this path (server), validated before the path moves.
+        self.migrate_addr: Any = None
+        self.migrate_challenge: bytes | None = None
+        self.migrate_at: float | None = None
+        self.migrate_tries = 0
         self.ping_pending = False
         self.probe_pending = False
         self.unacked_eliciting = 0
@@ -161,3 +174,22 @@ class PathState:
         if self.validated:
             return None
         return max(0, 3 * self.bytes_recv - self.bytes_sent)
+
+
+def reset_congestion(recovery: QuicPacketRecovery, algorithm: str, max_datagram_size: int) -> None:
+    """Forget a path's congestion window and RTT: its peer moved to another IP (RFC 9000 §9.4).
+
+    Bytes in flight carry over so their ACKs or losses still balance. aioquic has no public
+    reset; the private fields are the ones ``PathState.rtt`` already reads, and
+    ``tests/quic/test_aioquic_compat.py`` checks they exist.
+    """
+    rec: Any = recovery
+    in_flight = rec._cc.bytes_in_flight
+    rec._cc = create_congestion_control(algorithm, max_datagram_size=max_datagram_size)
+    rec._cc.bytes_in_flight = in_flight
+    rec._rtt_initialized = False
+    rec._rtt_latest = 0.0
+    rec._rtt_min = math.inf
+    rec._rtt_smoothed = 0.0
+    rec._rtt_variance = 0.0
+    rec._pto_count = 0
