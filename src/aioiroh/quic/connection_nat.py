@@ -11,11 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 from aioquic.quic.packet import QuicPacketType
-from aioquic.quic.packet_builder import QuicPacketBuilder, QuicPacketBuilderStop
+from aioquic.quic.packet_builder import QuicPacketBuilderStop
 
 from .connection_paths import OFFPATH_PROBE, OFFPATH_RESPONSE, OFFPATH_VALIDATION
-from .connection_send import SendLayer, pad
-from .connection_state import QUIC_V1, ip_of
+from .connection_send import SendLayer
+from .connection_state import ip_of
 from .frames import (
     PROTOCOL_VIOLATION,
     AddAddressFrame,
@@ -32,6 +32,7 @@ from .nat_traversal import (
     TooManyAddresses,
     is_probeable,
 )
+from .packet_writer import ShortPacketWriter
 from .paths import MIN_VALIDATION_DATAGRAM, PathState
 from .transport_parameters import IROH_NAT_TRAVERSAL_ADDRESSES
 
@@ -190,16 +191,16 @@ class NatLayer(SendLayer):
                 continue
             limited = kind != OFFPATH_PROBE and not self._is_validated_address(addr)
             budget = self._amplification.budget(addr) if limited else MIN_VALIDATION_DATAGRAM
-            builder = QuicPacketBuilder(
-                host_cid=self.host_cid,
+            # The 1-RTT writer, whose padding we control: aioquic's builder pads every
+            # PATH_CHALLENGE / PATH_RESPONSE datagram to its full size.
+            builder = ShortPacketWriter(
                 peer_cid=self.cids.peer_cid if path is self._path0 else path.peer_cid,
-                version=QUIC_V1,
-                is_client=self._is_client,
                 max_datagram_size=min(self._max_datagram_size, MIN_VALIDATION_DATAGRAM),
                 packet_number=path.pn,
+                largest_acked=path.space.largest_acked_packet,
             )
             try:
-                builder.start_packet(QuicPacketType.ONE_RTT, seal)  # type: ignore[arg-type]
+                builder.start_packet(QuicPacketType.ONE_RTT, seal)
                 is_response = kind == OFFPATH_RESPONSE
                 frame_kind = FrameType.PATH_RESPONSE if is_response else FrameType.PATH_CHALLENGE
                 builder.start_frame(frame_kind, capacity=9).push_bytes(data)
@@ -217,8 +218,9 @@ class NatLayer(SendLayer):
                     # without this the direct path would wait for the next round.
                     bundled = nat.reflexive_challenge(reflexive)
                     builder.start_frame(FrameType.PATH_CHALLENGE, capacity=9).push_bytes(bundled)
-                if kind != OFFPATH_PROBE and budget >= MIN_VALIDATION_DATAGRAM:
-                    pad(builder)  # full-size answers where the 3x budget allows (noq pads)
+                # Probes stay small (noq does not pad them); answers and validation challenges
+                # are full-size where the 3x budget allows (RFC 9000 §8.2.1).
+                builder.needs_padding = kind != OFFPATH_PROBE and budget >= MIN_VALIDATION_DATAGRAM
             except QuicPacketBuilderStop:
                 continue
             datagrams, _packets = builder.flush()

@@ -160,7 +160,7 @@ class _Prober:
             return []
         first_send = self._retry_at is None
         sent = self._sent_times
-        while sent and sent[0] <= now - 1.0:
+        while sent and sent[0] + 1.0 <= now:
             sent.popleft()
         probes: list[tuple[Addr, bytes]] = []
         for addr in list(self._pending):
