@@ -513,7 +513,7 @@ class Endpoint:
         if conn not in self._pending:
             return  # handled already
         self._pending.discard(conn)
-        self._socket.incoming_finished()
+        self._socket.incoming_finished(conn._driver)
         if fut.cancelled() or fut.exception() is not None:
             return
         # Refusals close from their own callback, not from inside the engine's event dispatch.

@@ -74,6 +74,8 @@ MAX_PENDING_DATAGRAMS: Final = 256
 MAX_PACKETS_PER_POLL: Final = 64
 """Packets built per :meth:`IrohConnection.datagrams_to_send` call before pacing resumes."""
 MIN_PTO_IDLE_FACTOR: Final = 3
+HANDSHAKE_IDLE_TIMEOUT: Final = 5.0
+"""Server: a handshake the client stops driving for this long is given up."""
 MAX_PATHS: Final = 8
 """Paths (open or draining) we keep at once; iroh allows 8 concurrent ones."""
 MAX_CTRL_FRAMES: Final = 256
@@ -379,6 +381,10 @@ class ConnectionState:
         timeout = self.settings.idle_timeout
         if self._remote_idle_timeout:
             timeout = min(timeout, self._remote_idle_timeout)
+        if not self._is_client and not self._handshake_complete:
+            # A pending server handshake holds one of the endpoint's few slots: it gets a
+            # short deadline of silence, not the connection's idle timeout.
+            timeout = min(timeout, HANDSHAKE_IDLE_TIMEOUT)
         return max(timeout, MIN_PTO_IDLE_FACTOR * self._recovery.get_probe_timeout())
 
     def _amplification_limited(self) -> bool:

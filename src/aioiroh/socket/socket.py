@@ -22,6 +22,7 @@ from ..base.key import PublicKey, SecretKey
 from ..base.relay_url import RelayUrl
 from ..quic.aioquic_connection import CID_LENGTH, QuicSettings
 from ..quic.connection import ENGINE_ENV, new_connection
+from ..quic.incoming import initial_decrypts
 from .driver import ConnectionDriver
 from .hard_nat import decode_probe
 from .interfaces import local_addresses
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 # Handshakes we are willing to run at once as a server; more Initials are dropped.
 MAX_PENDING_INCOMING: Final = 256
+MAX_PENDING_PER_SOURCE: Final = 16
+"""Pending server handshakes one source (IP address, or relayed peer) may hold at once."""
 # Extra sockets all birthday attempts may hold at once (file descriptors are finite).
 MAX_AUX_SOCKETS: Final = 1024
 # RFC 9000 §14.1: a client's first datagram is at least 1200 bytes.
@@ -88,6 +91,9 @@ class MagicSocket:
         self._cids: dict[bytes, Routable] = {}
         self._drivers: set[ConnectionDriver] = set()
         self._pending_incoming = 0
+        # Pending server handshakes by source, and the source of each pending driver.
+        self._pending_by_source: dict[object, int] = {}
+        self._pending_source: dict[ConnectionDriver, object] = {}
         self._touched: list[Routable] = []
         self.stats = SocketStats()
         self.loop = asyncio.get_running_loop()
@@ -241,9 +247,16 @@ class MagicSocket:
                 del self._cids[cid]
         driver.cids.clear()
 
-    def incoming_finished(self) -> None:
+    def incoming_finished(self, driver: ConnectionDriver | None = None) -> None:
         """A server handshake ended (either way): it no longer counts as pending."""
         self._pending_incoming = max(0, self._pending_incoming - 1)
+        source = self._pending_source.pop(driver, None) if driver is not None else None
+        if source is not None:
+            left = self._pending_by_source.get(source, 1) - 1
+            if left > 0:
+                self._pending_by_source[source] = left
+            else:
+                self._pending_by_source.pop(source, None)
 
     # -- inbound ---------------------------------------------------------------------------
 
@@ -344,8 +357,16 @@ class MagicSocket:
         alpns = self._alpns()
         if not alpns:
             return None
-        if self._pending_incoming >= MAX_PENDING_INCOMING:
+        source = _source_of(path)
+        if (
+            self._pending_incoming >= MAX_PENDING_INCOMING
+            or self._pending_by_source.get(source, 0) >= MAX_PENDING_PER_SOURCE
+        ):
             self.stats.dropped_incoming += 1
+            return None
+        if not initial_decrypts(data, header.destination_cid, cid_length=CID_LENGTH):
+            # Junk with a valid header: no connection state for it (it would hold a slot).
+            self.stats.dropped_malformed += 1
             return None
         quic = new_connection(
             secret_key=self.secret_key,
@@ -361,6 +382,8 @@ class MagicSocket:
         driver.cids.add(header.destination_cid)
         self._cids[header.destination_cid] = driver
         self._pending_incoming += 1
+        self._pending_by_source[source] = self._pending_by_source.get(source, 0) + 1
+        self._pending_source[driver] = source
         self._on_incoming(driver)
         return driver
 
@@ -392,3 +415,10 @@ class MagicSocket:
                 udp.send(data, path.sockaddr)
         elif self.relay is not None:
             self.relay.send(path.url, path.endpoint_id, data)
+
+
+def _source_of(path: NetworkPath) -> object:
+    """What the per-source handshake cap counts by: the IP address, or the relayed peer."""
+    if isinstance(path, IpPath):
+        return path.host
+    return path
