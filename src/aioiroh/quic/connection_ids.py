@@ -185,7 +185,17 @@ class ConnectionIds:
                 return
             cids = self.peer_cids[path_id] = {}
         if path_id == 0 and frame.sequence < self.retire_prior_to:
-            self.to_retire.append((frame.path_id, frame.sequence))
+            # Already retired by an earlier retire_prior_to: retire it at once, but within the
+            # same bound as any other retirement (a peer may send thousands of such frames).
+            entry = (frame.path_id, frame.sequence)
+            if entry not in self.to_retire:
+                if len(self.to_retire) >= MAX_PENDING_RETIRES:
+                    raise QuicProtocolViolation(
+                        "too many connection IDs to retire",
+                        code=CONNECTION_ID_LIMIT_ERROR,
+                        frame_type=FrameType.NEW_CONNECTION_ID,
+                    )
+                self.to_retire.append(entry)
             return
         cids[frame.sequence] = frame.connection_id
         if path_id:
