@@ -363,7 +363,7 @@ class IrohConnection(NatLayer):
                 end = pos + header.packet_length
                 pn_offset = buf.tell() - pos
                 dcid = header.destination_cid
-                if dcid not in self._host_cid_set and dcid != self._odcid:
+                if dcid not in self._host_cid_set and dcid not in (self._odcid, self._retry_scid):
                     self.dropped_packets += 1
                     pos = end
                     continue

@@ -138,8 +138,12 @@ class ConnectionState:
         nat_traversal: bool = True,
         hard_nat: bool = False,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        retry_source_connection_id: bytes | None = None,
     ) -> None:
         """``max_path_id`` is the initial_max_path_id we offer (None: no multipath).
+
+        ``retry_source_connection_id`` (server): the CID of the Retry this client answered; its
+        Initials are keyed by it, and our transport parameters must name it (RFC 9000 §7.3).
 
         ``nat_traversal`` offers n0 NAT traversal (needs multipath); ``hard_nat`` also offers
         aioiroh's birthday hard-NAT attempt (our own transport parameter; needs both).
@@ -154,6 +158,7 @@ class ConnectionState:
         self._cid_path = self.cids.cid_path
         self._host_cid_set = self.cids.host_cid_set
         self._odcid = original_destination_connection_id or b""
+        self._retry_scid = retry_source_connection_id
 
         self._levels = [Level(), Level(), Level()]
         self._spaces = [
@@ -269,7 +274,7 @@ class ConnectionState:
         self.tls = self._make_tls(alpns, expected_peer, secret_key)
         self._crypto_buffers = {e: Buffer(capacity=MAX_CRYPTO_BUFFER) for e in EPOCHS}
         if not is_client:
-            self._install_initial(self._odcid)
+            self._install_initial(self._retry_scid or self._odcid)
 
     def _make_tls(
         self, alpns: list[bytes], expected_peer: PublicKey | None, secret_key: SecretKey
@@ -288,6 +293,7 @@ class ConnectionState:
                     self.cids.host_cid,
                     odcid if not self._is_client else None,
                     self.cids.host_cids[0][1] if not self._is_client else None,
+                    self._retry_scid,
                 ),
             ),
         ]

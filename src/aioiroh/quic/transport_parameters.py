@@ -182,6 +182,7 @@ class IrohTransportParameters:
 # RFC 9000 §18.2 ids of the parameters that differ per connection.
 _ORIGINAL_DESTINATION_CONNECTION_ID: Final = 0x00
 _STATELESS_RESET_TOKEN: Final = 0x02
+_RETRY_SOURCE_CONNECTION_ID: Final = 0x10
 _INITIAL_SOURCE_CONNECTION_ID: Final = 0x0F
 
 
@@ -189,17 +190,20 @@ def encode_connection_id_parameters(
     initial_source_connection_id: bytes,
     original_destination_connection_id: bytes | None = None,
     stateless_reset_token: bytes | None = None,
+    retry_source_connection_id: bytes | None = None,
 ) -> bytes:
     """The per-connection parameters alone, to append to an encoding made without them.
 
     Parameters may come in any order (RFC 9000 §18), so an engine can encode the rest once per
-    configuration and add these three per connection.
+    configuration and add these (three, four after a Retry) per connection.
     """
     out = _raw_param(_INITIAL_SOURCE_CONNECTION_ID, initial_source_connection_id)
     if original_destination_connection_id is not None:
         out += _raw_param(_ORIGINAL_DESTINATION_CONNECTION_ID, original_destination_connection_id)
     if stateless_reset_token is not None:
         out += _raw_param(_STATELESS_RESET_TOKEN, stateless_reset_token)
+    if retry_source_connection_id is not None:
+        out += _raw_param(_RETRY_SOURCE_CONNECTION_ID, retry_source_connection_id)
     return out
 
 

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from aioquic.buffer import Buffer, BufferReadError
 from aioquic.quic.packet import QuicPacketType, pull_quic_header
@@ -23,6 +23,7 @@ from ..base.relay_url import RelayUrl
 from ..quic.aioquic_connection import CID_LENGTH, QuicSettings
 from ..quic.connection import ENGINE_ENV, new_connection
 from ..quic.incoming import initial_decrypts
+from ..quic.retry import RetryTokens, build_retry
 from .driver import ConnectionDriver
 from .hard_nat import decode_probe
 from .interfaces import local_addresses
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 MAX_PENDING_INCOMING: Final = 256
 MAX_PENDING_PER_SOURCE: Final = 16
 """Pending server handshakes one source (IP address, or relayed peer) may hold at once."""
+RETRY_THRESHOLD: Final = MAX_PENDING_INCOMING // 2
+"""Pending handshakes from which a token-less Initial over UDP is answered with a Retry."""
 # Extra sockets all birthday attempts may hold at once (file descriptors are finite).
 MAX_AUX_SOCKETS: Final = 1024
 # RFC 9000 §14.1: a client's first datagram is at least 1200 bytes.
@@ -59,6 +62,7 @@ class SocketStats:
         "dropped_unknown_cid",
         "dropped_unknown_probe",
         "recv_datagrams",
+        "retries_sent",
     )
 
     def __init__(self) -> None:
@@ -67,6 +71,7 @@ class SocketStats:
         self.dropped_malformed = 0
         self.dropped_incoming = 0
         self.dropped_unknown_probe = 0
+        self.retries_sent = 0
 
 
 class MagicSocket:
@@ -94,6 +99,9 @@ class MagicSocket:
         # Pending server handshakes by source, and the source of each pending driver.
         self._pending_by_source: dict[object, int] = {}
         self._pending_source: dict[ConnectionDriver, object] = {}
+        self._retry_tokens = RetryTokens()
+        self.retry_threshold = RETRY_THRESHOLD
+        """Pending handshakes from which new UDP clients must prove their address (Retry)."""
         self._touched: list[Routable] = []
         self.stats = SocketStats()
         self.loop = asyncio.get_running_loop()
@@ -219,7 +227,7 @@ class MagicSocket:
         quic.connect(target, self.loop.time())
         return driver
 
-    def _engine_options(self) -> dict[str, bool]:
+    def _engine_options(self) -> dict[str, Any]:
         # Only the native engine knows NAT traversal; aioquic's takes no such option.
         if os.environ.get(ENGINE_ENV, "native") == "aioquic":
             return {}
@@ -368,13 +376,41 @@ class MagicSocket:
             # Junk with a valid header: no connection state for it (it would hold a slot).
             self.stats.dropped_malformed += 1
             return None
+        options = self._engine_options()
+        odcid = header.destination_cid
+        if isinstance(path, IpPath) and os.environ.get(ENGINE_ENV, "native") == "native":
+            # Under pressure a UDP client first proves it receives at its address (Retry).
+            # Relayed clients need not: the relay authenticated them.
+            now = self.loop.time()
+            address = f"{path.host}|{path.port}".encode()
+            if header.token:
+                original = self._retry_tokens.validate(header.token, address, now)
+                if original is None:
+                    self.stats.dropped_incoming += 1
+                    return None
+                odcid = original
+                options["retry_source_connection_id"] = header.destination_cid
+            elif self._pending_incoming >= self.retry_threshold:
+                self.stats.retries_sent += 1
+                token = self._retry_tokens.issue(address, odcid, now)
+                self.send(
+                    build_retry(
+                        version=header.version,
+                        client_scid=header.source_cid,
+                        retry_scid=os.urandom(CID_LENGTH),
+                        original_dcid=odcid,
+                        token=token,
+                    ),
+                    path,
+                )
+                return None
         quic = new_connection(
             secret_key=self.secret_key,
             is_client=False,
             alpns=alpns,
-            original_destination_connection_id=header.destination_cid,
+            original_destination_connection_id=odcid,
             settings=self.settings,
-            **self._engine_options(),
+            **options,
         )
         driver = ConnectionDriver(self, quic, first_path=path)
         self._add(driver, quic.host_cid)
