@@ -28,13 +28,22 @@ from the injectable ``random_bytes`` callable (``os.urandom`` by default).
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Callable
 from typing import Any, Final, Literal
 
 from aioquic import tls
 from aioquic.quic import events
-from aioquic.quic.packet import QuicPacketType, QuicStreamFrame, pull_quic_header
+from aioquic.quic.packet import (
+    RETRY_INTEGRITY_TAG_SIZE,
+    QuicHeader,
+    QuicPacketType,
+    QuicStreamFrame,
+    get_retry_integrity_tag,
+    pull_quic_header,
+)
+from aioquic.quic.packet_builder import QuicDeliveryState
 
 from ..base.key import PublicKey
 from ._aioquic import UINT_VAR_MAX, Buffer, CryptoError
@@ -356,8 +365,11 @@ class IrohConnection(NatLayer):
                     level = INITIAL
                 elif header.packet_type == QuicPacketType.HANDSHAKE:
                     level = HANDSHAKE
+                elif header.packet_type == QuicPacketType.RETRY and self._is_client:
+                    self._on_retry(header, data[pos : pos + header.packet_length])
+                    return  # a Retry ends its datagram
                 else:
-                    self.dropped_packets += 1  # 0-RTT / Retry: never used by iroh
+                    self.dropped_packets += 1  # 0-RTT: never used by iroh
                     pos += header.packet_length
                     continue
                 end = pos + header.packet_length
@@ -384,6 +396,36 @@ class IrohConnection(NatLayer):
             self._receive_packet(level, packet, pn_offset, scid, now, path_id, addr)
             if self._terminated:
                 return
+
+    def _on_retry(self, header: QuicHeader, packet: bytes) -> None:
+        """The server wants proof of our address first (RFC 9000 §17.2.5): accepted once,
+        before anything else from the server, if its integrity tag is right."""
+        if (
+            self._retry_scid is not None
+            or self.cids.peer_cid_set
+            or not header.token
+            or header.destination_cid != self.host_cid
+            or header.source_cid == self._odcid
+        ):
+            self.dropped_packets += 1
+            return
+        tag = get_retry_integrity_tag(
+            packet[:-RETRY_INTEGRITY_TAG_SIZE], self._odcid, version=QUIC_V1
+        )
+        if not hmac.compare_digest(tag, header.integrity_tag):
+            self.dropped_packets += 1
+            return
+        self._retry_scid = header.source_cid
+        self._retry_token = header.token
+        self.cids.peer_cid = header.source_cid
+        self._install_initial(header.source_cid)
+        # The ClientHello goes again, under the new keys and with the token.
+        space = self._spaces[INITIAL]
+        lost = list(space.sent_packets.values())
+        self._recovery.discard_space(space)
+        for sent in lost:
+            for handler, args in sent.delivery_handlers:
+                handler(QuicDeliveryState.LOST, *args)
 
     def _receive_packet(
         self,
@@ -641,6 +683,8 @@ class IrohConnection(NatLayer):
         quic = params.quic
         if self._is_client and quic.original_destination_connection_id != self._odcid:
             raise QuicProtocolViolation("original_destination_connection_id mismatch", code=0x08)
+        if self._is_client and quic.retry_source_connection_id != self._retry_scid:
+            raise QuicProtocolViolation("retry_source_connection_id mismatch", code=0x08)
         if quic.initial_source_connection_id is None:
             raise QuicProtocolViolation("initial_source_connection_id missing", code=0x08)
         cids = self.cids

@@ -77,6 +77,7 @@ class SendLayer(PathsLayer):
             builder = general = QuicPacketBuilder(
                 host_cid=self.host_cid,
                 peer_cid=peer_cid,
+                peer_token=self._retry_token,
                 version=QUIC_V1,
                 is_client=self._is_client,
                 max_datagram_size=self._max_datagram_size,

@@ -159,6 +159,8 @@ class ConnectionState:
         self._host_cid_set = self.cids.host_cid_set
         self._odcid = original_destination_connection_id or b""
         self._retry_scid = retry_source_connection_id
+        self._retry_token = b""
+        """Client: the token of the server's Retry, carried by our Initials from then on."""
 
         self._levels = [Level(), Level(), Level()]
         self._spaces = [
