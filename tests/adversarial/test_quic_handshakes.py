@@ -107,3 +107,15 @@ def test_a_pending_server_handshake_has_a_deadline() -> None:
         server.datagrams_to_send(now)
     assert server.get_timer() is None
     assert now <= HANDSHAKE_IDLE_TIMEOUT + 1.0
+
+
+async def test_under_pressure_new_sources_get_a_retry_and_no_state(server: Endpoint) -> None:
+    sock = server._socket
+    sock.retry_threshold = 8  # pressure from the 9th pending handshake on
+    target = server.addr().direct_addresses[0]
+    initials = [_valid_initial() for _ in range(MAX_PENDING_PER_SOURCE)]
+    await _flood((str(target[0]), int(target[1])), initials)
+    assert sock._pending_incoming == 8
+    assert sock.stats.retries_sent == MAX_PENDING_PER_SOURCE - 8
+    # A real client answers the Retry and gets in at once.
+    assert await _legit_connect_time(server) < 1.0
