@@ -7,6 +7,7 @@ import pytest
 
 from aioiroh.quic.connection import IrohConnection
 from aioiroh.quic.frames import PingFrame
+from aioiroh.quic.paths import reset_congestion
 from tests.quic.support.pump import CLIENT_ADDR, SERVER_ADDR, Pump
 
 from .forge import encode, forge
@@ -62,3 +63,17 @@ def test_an_unanswered_new_address_is_given_up_and_the_path_stays() -> None:
     assert server._path0.addr == CLIENT_ADDR
     assert server._path0.migrate_addr is None
     assert 0 < sent <= 3 * len(datagram)
+
+
+def test_reset_congestion_still_matches_aioquics_recovery_fields() -> None:
+    """reset_congestion writes aioquic's private recovery fields: fail loudly if they move."""
+    _pump, server = _established()
+    rec = server._recovery
+    for name in ("_cc", "_rtt_initialized", "_rtt_latest", "_rtt_min", "_rtt_smoothed"):
+        assert hasattr(rec, name), name
+    assert hasattr(rec, "_rtt_variance") and hasattr(rec, "_pto_count")
+    in_flight = rec.bytes_in_flight
+    reset_congestion(rec, server.settings.congestion_control, 1200)
+    assert rec.bytes_in_flight == in_flight
+    assert server.smoothed_rtt is None
+    assert rec.congestion_window == type(rec._cc)(max_datagram_size=1200).congestion_window
