@@ -1,8 +1,9 @@
 """n0 NAT traversal inside the native engine: candidates, ADD_ADDRESS/REACH_OUT, off-path probes.
 
 Owns :class:`NatLayer`: the public NAT traversal calls the socket makes, the QNT frame handlers
-(feeding :mod:`.nat_traversal`'s role state machines) and the off-path datagrams, NAT probes
-and answers to them, sent as single 1-RTT packets outside congestion control.
+(feeding :mod:`.nat_traversal`'s role state machines) and the off-path datagrams (NAT probes,
+answers to probes, challenges of a migrating peer's new address), sent as single 1-RTT packets
+outside congestion control, the last two within 3x what their address sent us.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Owns :class:`PathsLayer`: the client's path opens (and their retry while blocked on path ids or
 peer CIDs), the server's acceptance of new path ids, PATH_CHALLENGE/RESPONSE validation, path
 status, the data-path choice, per-path timers and abandonment, when to issue CIDs for further
-path ids (the bookkeeping is :mod:`.connection_ids`) and the path frame handlers.
+path ids (the bookkeeping is :mod:`.connection_ids`), the path frame handlers, and the
+validation of a peer's new address before a path follows it (migration, RFC 9000 §9).
 """
 
 from __future__ import annotations
