@@ -1,0 +1,1 @@
+"""iroh-gossip: topic-based publish/subscribe over HyParView + Plumtree (wire-compatible)."""
