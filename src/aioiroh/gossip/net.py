@@ -433,8 +433,10 @@ class Gossip:
         *,
         legacy_v0: bool,
         event_capacity: int,
+        relay_only: bool = False,
     ) -> None:
         self.endpoint = endpoint
+        self.relay_only = relay_only
         self.config = config
         self.max_message_size = config.max_message_size
         self.legacy_v0 = legacy_v0
@@ -464,9 +466,22 @@ class Gossip:
         config: Config | None = None,
         legacy_v0: bool = False,
         event_capacity: int = TOPIC_EVENT_CAP,
+        relay_only: bool = False,
     ) -> Gossip:
-        """Start gossip on ``endpoint``; register it on a Router to accept peers."""
-        return cls(endpoint, config or Config(), legacy_v0=legacy_v0, event_capacity=event_capacity)
+        """Start gossip on ``endpoint``; register it on a Router to accept peers.
+
+        ``config``: protocol parameters (Rust's defaults). ``legacy_v0``: also speak
+        ``/iroh-gossip/0`` (Rust 0.35). ``event_capacity``: unread events per subscriber
+        before it gets :class:`Lagged`. ``relay_only``: tell peers only our home relay (not our
+        IP addresses) and dial peers through their relays when they have one.
+        """
+        return cls(
+            endpoint,
+            config or Config(),
+            legacy_v0=legacy_v0,
+            event_capacity=event_capacity,
+            relay_only=relay_only,
+        )
 
     @property
     def alpns(self) -> list[bytes]:
@@ -561,7 +576,8 @@ class Gossip:
     def _our_peer_data(self) -> PeerData:
         addr = self.endpoint.addr()
         relay = next(iter(addr.relay_urls), None)
-        return PeerData.from_addr_info(AddrInfo(relay, tuple(addr.direct_addresses)))
+        direct = () if self.relay_only and relay is not None else tuple(addr.direct_addresses)
+        return PeerData.from_addr_info(AddrInfo(relay, direct))
 
     def _refresh_peer_data(self) -> None:
         data = self._our_peer_data()
@@ -683,6 +699,8 @@ class Gossip:
 
     async def _dial_task(self, peer: PublicKey) -> None:
         target: PublicKey | EndpointAddr = self._addrs.get(peer) or peer
+        if self.relay_only and isinstance(target, EndpointAddr) and target.relay_urls:
+            target = EndpointAddr(peer, target.relay_urls[0], [])
         conn: Connection | None = None
         try:
             alpn = ALPN_V0 if peer in self._v0_peers else ALPN_V1
