@@ -76,6 +76,7 @@ __all__ = [
     "GOSSIP_ALPN",
     "Event",
     "Gossip",
+    "GossipStats",
     "GossipTopic",
     "Lagged",
     "NeighborDown",
@@ -96,7 +97,7 @@ PENDING_DIAL_MAX: Final = 256
 """Messages held for a peer while dialing it."""
 TOPIC_EVENT_CAP: Final = 2048
 """Events a subscriber may leave unread before it gets :class:`Lagged`."""
-BROADCAST_HIGH_WATER: Final = 1024
+BROADCAST_HIGH_WATER: Final = 256
 """A local broadcast waits while some peer has more frames than this queued."""
 MAX_KNOWN_ADDRS: Final = 4096
 """Addresses remembered from PeerData (least recently learned dropped first)."""
@@ -113,6 +114,16 @@ _SLOW_PEER_CODE: Final = 2
 
 class TopicClosed(GossipError):
     """The topic handle (or the whole gossip instance) is closed."""
+
+
+@dataclass(slots=True)
+class GossipStats:
+    """Frames (and their bytes, length prefix included) handed to peers' send queues."""
+
+    data_frames: int = 0
+    data_bytes: int = 0
+    control_frames: int = 0
+    control_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +188,13 @@ class _Peer:
             return False
         self.queue.append(_Frame(topic, frame, isinstance(msg, Disconnect)))
         self.queued_bytes += len(frame)
-        self.gossip.bytes_queued += len(frame)
+        stats = self.gossip.stats
+        if isinstance(msg, GossipMsg):
+            stats.data_frames += 1
+            stats.data_bytes += len(frame)
+        else:
+            stats.control_frames += 1
+            stats.control_bytes += len(frame)
         self.wake.set()
         return True
 
@@ -455,8 +472,7 @@ class Gossip:
         self._capacity = asyncio.Event()
         self._capacity.set()
         self._closed = False
-        self.bytes_queued = 0
-        """Frame bytes handed to peers' send queues so far (for benchmarks)."""
+        self.stats = GossipStats()
 
     @classmethod
     async def spawn(
