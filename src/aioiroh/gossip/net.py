@@ -99,6 +99,8 @@ TOPIC_EVENT_CAP: Final = 2048
 """Events a subscriber may leave unread before it gets :class:`Lagged`."""
 BROADCAST_HIGH_WATER: Final = 256
 """A local broadcast waits while some peer has more frames than this queued."""
+SLOW_PEER_TIMEOUT: Final = 5.0
+"""A peer whose queue stays deep this long while we want to broadcast is dropped."""
 MAX_KNOWN_ADDRS: Final = 4096
 """Addresses remembered from PeerData (least recently learned dropped first)."""
 MAX_STREAMS_PER_CONN: Final = 64
@@ -633,8 +635,21 @@ class Gossip:
             )
 
     async def _wait_send_capacity(self) -> None:
-        while not self._capacity.is_set():
-            await self._capacity.wait()
+        """Backpressure for local broadcasts while some peer's queue is deep.
+
+        A peer that does not drain for ``SLOW_PEER_TIMEOUT`` is dropped, so one stuck peer
+        cannot stall the topic.
+        """
+        if self._capacity.is_set():
+            return
+        try:
+            async with asyncio.timeout(SLOW_PEER_TIMEOUT):
+                await self._capacity.wait()
+        except TimeoutError:
+            for p in list(self._peers.values()):
+                if len(p.queue) > BROADCAST_HIGH_WATER // 2:
+                    self._drop_slow(p, f"did not drain in {SLOW_PEER_TIMEOUT:g}s")
+            self._capacity.set()
 
     def _writer_progress(self) -> None:
         if not self._capacity.is_set() and all(
@@ -705,6 +720,7 @@ class Gossip:
             p.closing = True
             p.wake.set()
             conn.close(_DISCONNECT_CODE, b"gossip: connection failed")
+            self._writer_progress()
             if not self._closed:
                 self._process(self.state.handle_peer_disconnected(peer, self._now()))
 
@@ -833,6 +849,7 @@ class Gossip:
                 if p is not None:
                     p.closing = True
                     p.wake.set()
+                    self._writer_progress()
                     if p.writer is None and p.conn is None:
                         dial = self._dials.get(ev.peer)
                         if dial is not None:
@@ -856,18 +873,25 @@ class Gossip:
                 return
             p = self._peers[peer] = _Peer(self, peer)
         if not p.enqueue(topic, msg):
-            logger.info("gossip: dropping %s: send queue full", peer.fmt_short())
-            conn = p.conn
-            del self._peers[peer]
-            p.closing = True
-            p.queue.clear()
-            p.wake.set()
-            if conn is not None:
-                conn.close(_SLOW_PEER_CODE, b"gossip: too slow")
-            self._process(self.state.handle_peer_disconnected(peer, self._now()))
+            self._drop_slow(p, "send queue full")
             return
         if p.conn is None:
             self._dial(peer)
+
+    def _drop_slow(self, p: _Peer, why: str) -> None:
+        """Give up on a peer that does not take our data: as if its connection failed."""
+        logger.info("gossip: dropping %s: %s", p.id.fmt_short(), why)
+        if self._peers.get(p.id) is p:
+            del self._peers[p.id]
+        p.closing = True
+        p.queue.clear()
+        p.queued_bytes = 0
+        p.wake.set()
+        if p.conn is not None:
+            p.conn.close(_SLOW_PEER_CODE, b"gossip: too slow")
+        self._writer_progress()
+        if not self._closed:
+            self._process(self.state.handle_peer_disconnected(p.id, self._now()))
 
     def _emit(
         self,
