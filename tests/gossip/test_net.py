@@ -152,3 +152,28 @@ async def test_oversized_broadcast_is_refused() -> None:
         await ta.broadcast(bytes(4000))
         with pytest.raises(MessageTooLarge):
             await ta.broadcast(bytes(4096))
+
+
+async def test_joined_raises_when_the_topic_closes_while_waiting() -> None:
+    async with nodes(1) as (a,):
+        ta = await a.gossip.subscribe(TOPIC)
+        waiter = asyncio.create_task(ta.joined())
+        await asyncio.sleep(0)
+        await ta.close()
+        with pytest.raises(TopicClosed):
+            await asyncio.wait_for(waiter, 5)
+        assert TOPIC not in a.gossip.state.topics  # the last handle left the topic
+
+
+async def test_two_handles_share_a_topic_and_the_second_sees_existing_neighbors() -> None:
+    async with nodes(2) as (a, b):
+        ta = await a.gossip.subscribe(TOPIC)
+        await b.gossip.subscribe(TOPIC, bootstrap=[a.endpoint.addr()])
+        async with asyncio.timeout(10):
+            await ta.joined()
+        ta2 = await a.gossip.subscribe(TOPIC)
+        assert await ta2.recv() == NeighborUp(b.id)
+        await ta.close()
+        assert TOPIC in a.gossip.state.topics  # still subscribed through ta2
+        await ta2.close()
+        assert TOPIC not in a.gossip.state.topics

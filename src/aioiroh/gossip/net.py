@@ -329,6 +329,7 @@ class GossipTopic:
         self._lagged = False
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
+        self._closed_event = asyncio.Event()
 
     # delivery from the actor
 
@@ -349,6 +350,8 @@ class GossipTopic:
             self._waiter.set_result(None)
 
     def _wake(self) -> None:
+        if self._closed:
+            self._closed_event.set()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
@@ -364,9 +367,24 @@ class GossipTopic:
         return bool(self._state.neighbors)
 
     async def joined(self) -> None:
-        """Wait until we have at least one neighbor in the topic."""
+        """Wait until we have at least one neighbor in the topic.
+
+        Raises :class:`TopicClosed` if the handle (or gossip) is closed meanwhile.
+        """
         self._check()
-        await self._state.joined.wait()
+        if self._state.joined.is_set():
+            return
+        waits = [
+            asyncio.ensure_future(self._state.joined.wait()),
+            asyncio.ensure_future(self._closed_event.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        self._check()
 
     async def broadcast(self, data: bytes) -> None:
         """Send ``data`` to every peer of the topic (deduplicated by content hash)."""
