@@ -15,7 +15,17 @@ from typing import Any
 
 from aioiroh import Endpoint, EndpointAddr, Router
 from aioiroh.base.key import PublicKey
-from aioiroh.gossip import ALPN_V0, ALPN_V1, Gossip, GossipTopic, Received, TopicId
+from aioiroh.gossip import (
+    ALPN_V0,
+    ALPN_V1,
+    Gossip,
+    GossipTopic,
+    NeighborDown,
+    Received,
+    TopicId,
+)
+from aioiroh.gossip import net as gossip_net
+from aioiroh.gossip.messages import ProtoMessage, encode_proto_message
 
 TOPIC = TopicId.from_name("aioiroh-rust035-interop")
 RUST_PEER = Path(__file__).with_name("rust035_peer.py")
@@ -52,11 +62,38 @@ class RustPeer:
             await self.changed.wait()
 
 
+async def gone(topic: GossipTopic, peer: PublicKey) -> None:
+    if peer not in topic.neighbors:
+        return
+    async for ev in topic:
+        if ev == NeighborDown(peer):
+            return
+
+
 async def received(topic: GossipTopic, want: bytes) -> PublicKey:
     async for ev in topic:
         if isinstance(ev, Received) and ev.content == want:
             return ev.delivered_from
     raise AssertionError("topic closed")
+
+
+# Every /iroh-gossip/0 frame the Rust peer sends us is decoded and re-encoded: the bytes must
+# come out identical (our encoder matches Rust's serde + postcard for each message kind seen).
+SEEN: dict[str, int] = {}
+MISMATCHES: list[str] = []
+_decode = gossip_net.decode_proto_message
+
+
+def _checked_decode(body: bytes) -> ProtoMessage[PublicKey]:
+    msg = _decode(body)
+    kind = type(msg.message).__name__
+    SEEN[kind] = SEEN.get(kind, 0) + 1
+    if encode_proto_message(msg) != body:
+        MISMATCHES.append(f"{kind}: {body.hex()}")
+    return msg
+
+
+gossip_net.decode_proto_message = _checked_decode  # type: ignore[assignment]
 
 
 async def main(py035: str) -> dict[str, Any]:
@@ -113,15 +150,30 @@ async def main(py035: str) -> dict[str, Any]:
                 lambda e: e.get("event") == "received" and e.get("data") == ours.hex()
             )
         report["rust_received_from"] = ev["peer"]
+
+        # More traffic both ways (duplicates make Plumtree prune and announce lazily), then
+        # Rust leaves the topic: we must see it go.
+        for i in range(5):
+            await ta.broadcast(f"a{i}".encode())
+            await tc.broadcast(f"c{i}".encode())
+            await rust.cmd(cmd="broadcast", data=f"r{i}".encode().hex())
+        async with asyncio.timeout(30):
+            await rust.wait(lambda e: e.get("data") == b"c4".hex())
+            await asyncio.gather(*(received(t, b"r4") for t in (ta, tc)))
+        assert proc.stdin is not None
+        proc.stdin.write(b'{"cmd": "quit"}\n')
+        await proc.stdin.drain()
+        async with asyncio.timeout(30):
+            await asyncio.gather(*(gone(t, rust_id) for t in (ta, tb)))
+        report["rust_gone"] = rust_id not in ta.neighbors and rust_id not in tb.neighbors
         report["rust_neighbor_events"] = [
             e for e in rust.events if e.get("event") in ("neighbor_up", "joined")
         ]
         report["rust_id"] = str(rust_id)
         report["our_ids"] = [str(ep.id) for ep, _ in nodes]
         report["v0_peers"] = [str(p) for p in gb._v0_peers | ga._v0_peers]
-        assert proc.stdin is not None
-        proc.stdin.write(b'{"cmd": "quit"}\n')
-        await proc.stdin.drain()
+        report["rust_frames_by_kind"] = dict(SEEN)
+        report["reencode_mismatches"] = MISMATCHES
     finally:
         await asyncio.gather(*(r.shutdown() for r in routers), return_exceptions=True)
         if proc.returncode is None:

@@ -1,5 +1,7 @@
 """Rust proof: iroh-gossip 0.35 (PyPI ``iroh==0.35.0``) and aioiroh peers share a topic over
-``/iroh-gossip/0``: HyParView neighbors form and broadcasts flow both ways.
+``/iroh-gossip/0``: HyParView neighbors form, broadcasts flow both ways, and every frame Rust
+sends (Join, Neighbor, ForwardJoin, Gossip, Prune, IHave, Graft as they occur) re-encodes
+byte-identically with our codec.
 
 The 0.35 bindings cannot switch off n0's public relays, so the whole scenario runs in a fresh
 network namespace with nothing but loopback (``unshare --net``): nothing can leave the machine.
@@ -64,3 +66,9 @@ def test_rust_035_and_aioiroh_gossip_in_one_topic() -> None:
     assert r["rust_received_from"] in ours
     # We fell back to the old ALPN for the Rust peer only.
     assert r["v0_peers"] == [rust_id]
+    # Every frame Rust sent re-encodes to the same bytes with our codec.
+    assert r["reencode_mismatches"] == []
+    kinds = r["rust_frames_by_kind"]
+    assert isinstance(kinds, dict) and {"Join", "Neighbor", "Gossip"} <= set(kinds), kinds
+    # When the Rust node goes away, HyParView drops it from our views.
+    assert r["rust_gone"] is True
