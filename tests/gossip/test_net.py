@@ -177,3 +177,17 @@ async def test_two_handles_share_a_topic_and_the_second_sees_existing_neighbors(
         assert TOPIC in a.gossip.state.topics  # still subscribed through ta2
         await ta2.close()
         assert TOPIC not in a.gossip.state.topics
+
+
+async def test_connections_close_once_both_sides_are_done_with_them() -> None:
+    async with nodes(2) as (a, b):
+        ta = await a.gossip.subscribe(TOPIC)
+        tb = await b.gossip.subscribe(TOPIC, bootstrap=[a.endpoint.addr()])
+        async with asyncio.timeout(10):
+            await asyncio.gather(ta.joined(), tb.joined())
+        conns = list(a.endpoint._connections) + list(b.endpoint._connections)
+        assert conns
+        await tb.close()  # Disconnect to a; a drops b too
+        async with asyncio.timeout(10):
+            await asyncio.gather(*(c.closed() for c in conns))
+        assert not a.gossip._peers and not b.gossip._peers

@@ -287,7 +287,7 @@ class _Peer:
         await self.v0_send.write_all(b"".join(f.data for f in batch))
 
     async def _linger(self, conn: Connection, streams: list[SendStream]) -> None:
-        """After a DisconnectPeer: finish our streams, give them time to arrive, then close."""
+        """After a DisconnectPeer: finish our streams and give them time to arrive."""
         with contextlib.suppress(IrohError, TimeoutError):
             async with asyncio.timeout(CLOSE_LINGER):
                 for s in streams:
@@ -297,11 +297,18 @@ class _Peer:
                     with contextlib.suppress(IrohError):
                         await self.v0_send.finish()
                     streams = [*streams, self.v0_send]
-                for s in streams:
-                    await s.stopped()
-        other = self.gossip._peers.get(self.id)
-        if other is None or other.conn is not conn:
-            conn.close(_DISCONNECT_CODE, b"gossip: disconnect")
+                # Until the peer acknowledged everything, or the connection is gone anyway.
+                waits: list[asyncio.Future[Any]] = [
+                    asyncio.ensure_future(asyncio.gather(*(s.stopped() for s in streams))),
+                    asyncio.ensure_future(conn.closed()),
+                ]
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waits:
+                        w.cancel()
+                    await asyncio.gather(*waits, return_exceptions=True)
+        self.gossip._maybe_close(conn)
 
 
 # -- topic handles ----------------------------------------------------------------------------
@@ -486,6 +493,8 @@ class Gossip:
         self._topics: dict[TopicId, _TopicState] = {}
         self._addrs: OrderedDict[PublicKey, EndpointAddr] = OrderedDict()
         self._v0_peers: set[PublicKey] = set()
+        # Open streams the peer has towards us, per connection (see _maybe_close).
+        self._inbound: dict[Connection, int] = {}
         self._timers: set[asyncio.TimerHandle] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.Task[None]] = set()
@@ -729,7 +738,29 @@ class Gossip:
 
     async def _watch(self, peer: PublicKey, conn: Connection) -> None:
         await conn.closed()
+        self._inbound.pop(conn, None)
         self._conn_failed(peer, conn)
+
+    def _maybe_close(self, conn: Connection) -> None:
+        """Close a connection once neither side uses it (as Rust 0.35 does when both of its
+        loops end): we sent our last frame on it and the peer ended all its streams to us."""
+        if conn.close_reason() is not None or self._inbound.get(conn, 0) > 0:
+            return
+        if any(p.conn is conn for p in self._peers.values()):
+            return
+        self._inbound.pop(conn, None)
+        conn.close(_DISCONNECT_CODE, b"gossip: disconnect")
+
+    def _inbound_started(self, conn: Connection) -> None:
+        self._inbound[conn] = self._inbound.get(conn, 0) + 1
+
+    def _inbound_ended(self, conn: Connection) -> None:
+        n = self._inbound.get(conn, 0) - 1
+        if n > 0:
+            self._inbound[conn] = n
+        else:
+            self._inbound[conn] = 0
+            self._maybe_close(conn)
 
     def _conn_failed(self, peer: PublicKey, conn: Connection) -> None:
         p = self._peers.get(peer)
@@ -803,15 +834,16 @@ class Gossip:
                 if len(streams) >= MAX_STREAMS_PER_CONN:
                     recv.stop(1)
                     continue
-                task = self._spawn(self._read_v1_stream(peer, recv))
+                task = self._spawn(self._read_v1_stream(peer, conn, recv))
                 streams.add(task)
                 task.add_done_callback(streams.discard)
         except IrohError:
             return
 
-    async def _read_v1_stream(self, peer: PublicKey, recv: RecvStream) -> None:
+    async def _read_v1_stream(self, peer: PublicKey, conn: Connection, recv: RecvStream) -> None:
         decoder = FrameDecoder(self.max_message_size)
         frames = self._read_frames(recv, decoder)
+        self._inbound_started(conn)
         try:
             async with asyncio.timeout(HEADER_TIMEOUT):
                 header = await anext(frames, None)
@@ -825,6 +857,7 @@ class Gossip:
             recv.stop(1)
         finally:
             await frames.aclose()
+            self._inbound_ended(conn)
 
     async def _accept_v0(self, peer: PublicKey, p: _Peer, conn: Connection) -> None:
         try:
@@ -839,6 +872,7 @@ class Gossip:
     async def _read_v0(self, peer: PublicKey, conn: Connection, recv: RecvStream) -> None:
         decoder = FrameDecoder(self.max_message_size)
         frames = self._read_frames(recv, decoder)
+        self._inbound_started(conn)
         try:
             async for body in frames:
                 pm = decode_proto_message(body)
@@ -848,6 +882,7 @@ class Gossip:
             recv.stop(1)
         finally:
             await frames.aclose()
+            self._inbound_ended(conn)
 
     # -- internals: outputs ----------------------------------------------------------------
 
