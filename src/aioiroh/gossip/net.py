@@ -795,7 +795,8 @@ class Gossip:
         except IrohError as exc:
             logger.debug("gossip: dial %s failed: %s", peer.fmt_short(), exc)
         finally:
-            self._dials.pop(peer, None)
+            if self._dials.get(peer) is asyncio.current_task():
+                del self._dials[peer]
         if self._closed:
             if conn is not None:
                 conn.close(_DISCONNECT_CODE, b"gossip: shut down")
@@ -904,7 +905,8 @@ class Gossip:
                     p.wake.set()
                     self._writer_progress()
                     if p.writer is None and p.conn is None:
-                        dial = self._dials.get(ev.peer)
+                        # Forget the dial at once: a send right after this starts a new one.
+                        dial = self._dials.pop(ev.peer, None)
                         if dial is not None:
                             dial.cancel()
             elif isinstance(ev, PeerDataUpdate):
