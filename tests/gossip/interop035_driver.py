@@ -151,6 +151,27 @@ async def main(py035: str) -> dict[str, Any]:
             )
         report["rust_received_from"] = ev["peer"]
 
+        # Five more peers join through Rust: its active view (5) overflows, so it evicts
+        # neighbors with ShuffleReply + Disconnect(alive), and everyone stays connected.
+        extra: list[GossipTopic] = []
+        for _ in range(5):
+            ep = await Endpoint.bind(bind_addr="127.0.0.1:0", bind_addr_v6=False)
+            g = await Gossip.spawn(ep, legacy_v0=True)
+            routers.append(Router.builder(ep).accept(ALPN_V1, g).accept(ALPN_V0, g).spawn())
+            addrs = [f"{h}:{p}" for h, p in ep.bound_sockets()]
+            await rust.cmd(cmd="add_peer", id=str(ep.id), addrs=addrs)
+            extra.append(
+                await g.subscribe(TOPIC, bootstrap=[EndpointAddr(rust_id, None, rust_addrs)])
+            )
+        async with asyncio.timeout(30):
+            await asyncio.gather(*(t.joined() for t in extra))
+        late = b"after the evictions"
+        waits = [asyncio.create_task(received(t, late)) for t in (ta, tb, tc, *extra)]
+        await rust.cmd(cmd="broadcast", data=late.hex())
+        async with asyncio.timeout(30):
+            await asyncio.gather(*waits)
+        report["late_delivered"] = len(waits)
+
         # More traffic both ways (duplicates make Plumtree prune and announce lazily), then
         # Rust leaves the topic: we must see it go.
         for i in range(5):

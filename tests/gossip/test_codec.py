@@ -300,6 +300,7 @@ def test_topic_id_text_and_name_forms() -> None:
 # -- vectors captured from Rust iroh-gossip 0.35 (frames its peer sent us in test_rust035) --
 
 RUST035_FRAMES = {
+    "Disconnect": "6de2594cf2dea803ae0e0bfb6a9b7401b7ddbe1fd01ea89ff21f3089784b618500050100",
     "Join": (
         "6de2594cf2dea803ae0e0bfb6a9b7401b7ddbe1fd01ea89ff21f3089784b618500000142012368747470"
         "733a2f2f757365312d312e72656c61792e69726f682e6e6574776f726b2e2f02007f000001fbce030100"
@@ -358,3 +359,6 @@ def test_rust_0_35_frames_carry_what_we_expect() -> None:
     assert isinstance(ihave, IHaveMsg) and len(ihave.ihaves) == 2
     graft = decode_proto_message(bytes.fromhex(RUST035_FRAMES["Graft"])).message
     assert isinstance(graft, Graft) and graft.id is not None
+    # 0.35 evicting a neighbor: Disconnect { alive: true, respond: false }.
+    disc = decode_proto_message(bytes.fromhex(RUST035_FRAMES["Disconnect"])).message
+    assert disc == Disconnect(True, False)

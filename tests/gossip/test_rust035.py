@@ -1,7 +1,7 @@
 """Rust proof: iroh-gossip 0.35 (PyPI ``iroh==0.35.0``) and aioiroh peers share a topic over
 ``/iroh-gossip/0``: HyParView neighbors form, broadcasts flow both ways, and every frame Rust
-sends (Join, Neighbor, ForwardJoin, Gossip, Prune, IHave, Graft as they occur) re-encodes
-byte-identically with our codec.
+sends (Join, Neighbor, ForwardJoin, Gossip, Prune, IHave, Graft, Disconnect as they occur)
+re-encodes byte-identically with our codec. Rust's active view overflowing (evictions) is covered.
 
 The 0.35 bindings cannot switch off n0's public relays, so the whole scenario runs in a fresh
 network namespace with nothing but loopback (``unshare --net``): nothing can leave the machine.
@@ -70,5 +70,9 @@ def test_rust_035_and_aioiroh_gossip_in_one_topic() -> None:
     assert r["reencode_mismatches"] == []
     kinds = r["rust_frames_by_kind"]
     assert isinstance(kinds, dict) and {"Join", "Neighbor", "Gossip"} <= set(kinds), kinds
+    # Five more peers joining through Rust overflow its active view: it evicts some of us
+    # with Disconnect, and a later broadcast still reaches all eight aioiroh peers.
+    assert "Disconnect" in kinds, kinds
+    assert r["late_delivered"] == 8
     # When the Rust node goes away, HyParView drops it from our views.
     assert r["rust_gone"] is True
