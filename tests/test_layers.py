@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "endpoint": 6,
     "protocol": 7,
     "http": 8,
+    "gossip": 8,
     "relay_server": 8,
     "dns_server": 8,
     "cli": 9,

@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "aioiroh.cli.transfer",
     "aioiroh.cli.ping",
     "aioiroh.cli.doctor",
+    "aioiroh.cli.gossip",
 )
 
 
