@@ -40,6 +40,8 @@ def loopback_settings(bootstrap: str) -> dict[str, Any]:
         "dht_enforce_node_id": False,
         "dht_ignore_dark_internet": False,
         "dht_prefer_verified_node_ids": False,
+        # Every node shares 127.0.0.1: the per-IP block (5 queries/s) would silence the swarm.
+        "dht_block_ratelimit": 100000,
         "alert_mask": lt.alert.category_t.dht_notification | lt.alert.category_t.error_notification,
     }
 

@@ -176,6 +176,9 @@ async def test_resolves_after_a_third_of_the_swarm_stops() -> None:
             await resolver.aclose()
         # libtorrent still finds it among the survivors too.
         alert = await lt_get(swarm, 0, key.public().to_bytes(), packet.timestamp)
-        assert item_to_packet(
-            MutableItem(bytes(alert.key), alert.seq, bytes(alert.item), bytes(alert.signature))
-        ) == packet
+        assert (
+            item_to_packet(
+                MutableItem(bytes(alert.key), alert.seq, bytes(alert.item), bytes(alert.signature))
+            )
+            == packet
+        )

@@ -439,6 +439,10 @@ class Rpc:
         stored = self._stored(target, now)
         return stored.item if stored else None
 
+    def _store_unchecked(self, item: MutableItem, now: float) -> None:
+        # Test hook: play a hostile node that serves whatever it likes.
+        self._store[item.target] = _Stored(item, now)
+
     @property
     def store_size(self) -> int:
         return len(self._store)

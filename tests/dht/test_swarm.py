@@ -1,0 +1,118 @@
+"""Our own nodes over real loopback UDP: hostile and malformed input, rollbacks, rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import pytest
+
+from aioiroh import SecretKey
+from aioiroh.address_lookup.base import AddressLookupError
+from aioiroh.address_lookup.dht import DhtAddressLookup, packet_to_item
+from aioiroh.dht import bencode
+from aioiroh.dht.driver import Dht
+from aioiroh.dht.rpc import DhtError, MutableItem, Rpc
+from aioiroh.dns.endpoint_info import EndpointInfo
+from aioiroh.dns.pkarr import SignedPacket
+
+from .swarm import local_swarm
+
+pytestmark = pytest.mark.timeout(60)
+LOOPBACK = ("127.0.0.1", 0)
+
+
+async def test_item_with_a_forged_signature_is_dropped_and_counted() -> None:
+    async with local_swarm(6, 0) as swarm:
+        key = SecretKey.generate()
+        good = MutableItem.sign(key, 5, b"good")
+        async with await Dht.create(bind=LOOPBACK, bootstrap=swarm.bootstrap_list()) as client:
+            assert await client.put_mutable(good) >= 1
+            # A hostile node serves a newer item whose signature does not verify.
+            liar = await Dht.create(
+                bind=LOOPBACK, bootstrap=swarm.bootstrap_list(), server_mode=True
+            )
+            swarm.ours.append(liar)
+            await liar.bootstrap()
+            forged = MutableItem(good.public_key, 99, b"evil", bytes(64))
+            liar.rpc._store_unchecked(forged, time.monotonic())
+            await client.bootstrap()
+            best = await client.get_mutable_most_recent(good.public_key)
+            assert best == good
+            assert client.rpc.stats["bad_items"] == 1
+
+
+async def test_resolve_refuses_a_seq_rollback() -> None:
+    key = SecretKey.generate()
+    info = EndpointInfo(key.public(), direct_addresses=(("127.0.0.1", 7),))
+    old = SignedPacket.from_endpoint_info(info, key, timestamp=1_000)
+    new = SignedPacket.from_endpoint_info(info, key, timestamp=2_000)
+    # Two isolated nodes: one holds the new packet, the other only an old one.
+    s_new = await Dht.create(bind=LOOPBACK, bootstrap=[], server_mode=True)
+    s_old = await Dht.create(bind=LOOPBACK, bootstrap=[], server_mode=True)
+    try:
+        for server, packet in ((s_new, new), (s_old, old)):
+            async with await Dht.create(bind=LOOPBACK, bootstrap=[server.local_addr]) as c:
+                assert await c.put_mutable(packet_to_item(packet)) == 1
+        resolver = DhtAddressLookup(bootstrap=[s_new.local_addr, s_old.local_addr], bind=LOOPBACK)
+        try:
+            assert await resolver.fetch(key.public()) == new
+            await s_new.aclose()  # only the stale copy remains reachable
+            assert await resolver.fetch(key.public()) == new
+            assert resolver.stats["seq_rollback"] == 1
+        finally:
+            await resolver.aclose()
+    finally:
+        await s_new.aclose()
+        await s_old.aclose()
+
+
+async def test_unknown_key_is_an_address_lookup_error() -> None:
+    async with local_swarm(4, 0) as swarm:
+        resolver = DhtAddressLookup(bootstrap=swarm.bootstrap_list(), bind=LOOPBACK)
+        try:
+            with pytest.raises(AddressLookupError, match="not found"):
+                await resolver.fetch(SecretKey.generate().public())
+        finally:
+            await resolver.aclose()
+
+
+async def test_oversized_value_is_refused_by_every_node() -> None:
+    async with local_swarm(4, 0) as swarm:
+        async with await Dht.create(bind=LOOPBACK, bootstrap=swarm.bootstrap_list()) as client:
+            big = MutableItem.sign(SecretKey.generate(), 1, b"x" * 1200)
+            with pytest.raises(DhtError) as info:
+                await client.put_mutable(big)
+            assert info.value.code == 205
+        assert sum(d.rpc.stats["oversized"] for d in swarm.ours) >= 1
+        assert all(d.rpc.store_size == 0 for d in swarm.ours)
+
+
+async def test_flood_from_one_socket_is_rate_limited_over_udp() -> None:
+    async with await Dht.create(bind=LOOPBACK, bootstrap=[], server_mode=True) as server:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(LOOPBACK)
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        try:
+            flood = Rpc()
+            for _ in range(200):
+                _, data = flood.query(server.local_addr, b"ping", {}, 0.0)
+                sock.sendto(data, server.local_addr)
+            sock.sendto(b"not bencode", server.local_addr)
+            # The server answers the burst and drops the rest; a fresh ping marks the end.
+            replies = 0
+            while True:
+                try:
+                    async with asyncio.timeout(0.5):
+                        data = await loop.sock_recv(sock, 2048)
+                except TimeoutError:
+                    break
+                assert isinstance(bencode.decode(data), dict)
+                replies += 1
+            assert replies <= 45
+            assert server.rpc.stats["rate_limited"] >= 150
+            assert server.rpc.stats["malformed"] == 1
+        finally:
+            sock.close()
