@@ -116,3 +116,47 @@ async def test_flood_from_one_socket_is_rate_limited_over_udp() -> None:
             assert server.rpc.stats["malformed"] == 1
         finally:
             sock.close()
+
+
+async def test_publisher_republishes_with_a_newer_seq_and_no_cas() -> None:
+    async with local_swarm(5, 0) as swarm:
+        key = SecretKey.generate()
+        info = EndpointInfo(key.public(), direct_addresses=(("127.0.0.1", 5),))
+        publisher = DhtAddressLookup(
+            key,
+            bootstrap=swarm.bootstrap_list(),
+            bind=LOOPBACK,
+            relay_only=False,
+            republish_interval=0.2,
+        )
+        try:
+            publisher.publish(info)
+            first = await asyncio.wait_for(publisher.wait_published(1), 10)
+            second = await asyncio.wait_for(publisher.wait_published(2), 10)
+            assert second.timestamp > first.timestamp
+            assert second.endpoint_info() == info
+            stored = [
+                d.rpc.stored_item(packet_to_item(second).target, time.monotonic())
+                for d in swarm.ours
+            ]
+            assert packet_to_item(second) in stored
+        finally:
+            await publisher.aclose()
+
+
+async def test_relay_only_by_default_drops_direct_addresses() -> None:
+    async with local_swarm(3, 0) as swarm:
+        key = SecretKey.generate()
+        info = EndpointInfo(
+            key.public(),
+            relay_urls=("https://relay.example.invalid./",),  # type: ignore[arg-type]
+            direct_addresses=(("127.0.0.1", 5),),
+        )
+        publisher = DhtAddressLookup(key, bootstrap=swarm.bootstrap_list(), bind=LOOPBACK)
+        try:
+            publisher.publish(info)
+            packet = await asyncio.wait_for(publisher.wait_published(), 10)
+            got = packet.endpoint_info()
+            assert got.relay_urls and not got.direct_addresses
+        finally:
+            await publisher.aclose()

@@ -136,9 +136,10 @@ class DhtAddressLookup:
         return self.last_packet
 
     async def _run(self) -> None:
+        last_ok: bool | None = None  # None before the first attempt
         while True:
-            delay = self._republish_interval if self.stats["published"] else RETRY_DELAY
-            if self.stats["published"] or self.stats["publish_failed"]:
+            delay = self._republish_interval if last_ok else RETRY_DELAY
+            if last_ok is not None:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await self._changed.wait()
@@ -157,9 +158,11 @@ class DhtAddressLookup:
                 dht = await self.node()
                 await dht.put_mutable(packet_to_item(packet))
             except (DhtError, OSError) as exc:
+                last_ok = False
                 self.stats["publish_failed"] += 1
                 log.debug("dht publish failed: %r", exc)
             else:
+                last_ok = True
                 self.last_packet = packet
                 self.stats["published"] += 1
             async with self._progress:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Sequence
 from typing import Any, Final
@@ -36,6 +37,15 @@ DEFAULT_BOOTSTRAP: Final[tuple[Addr, ...]] = (
 _TICK: Final = 0.5
 
 
+REFRESH_INTERVAL: Final = 900.0
+"""Seconds between routing-table refreshes (BEP 5: 15 minutes)."""
+
+
+def _ignore_result(task: asyncio.Task[int]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("dht refresh failed: %r", task.exception())
+
+
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, dht: Dht) -> None:
         self.dht = dht
@@ -60,6 +70,7 @@ class Dht:
         self._transport: asyncio.DatagramTransport | None = None
         self._waiters: dict[bytes, asyncio.Future[Response | ErrorReply]] = {}
         self._ticker: asyncio.Task[None] | None = None
+        self._refresh: asyncio.Task[int] | None = None
         self.packets_sent = 0
 
     @classmethod
@@ -111,8 +122,14 @@ class Dht:
                 fut.set_result(event)
 
     async def _tick(self) -> None:
+        next_refresh = time.monotonic() + REFRESH_INTERVAL
         while True:
             await asyncio.sleep(_TICK)
+            if time.monotonic() >= next_refresh and (self._refresh is None or self._refresh.done()):
+                # Keep the table fresh as BEP 5 asks: look our own id up again.
+                next_refresh = time.monotonic() + REFRESH_INTERVAL
+                self._refresh = asyncio.ensure_future(self.bootstrap())
+                self._refresh.add_done_callback(_ignore_result)
             for tid, _addr in self.rpc.expire(time.monotonic()):
                 fut = self._waiters.pop(tid, None)
                 if fut is not None and not fut.done():
@@ -146,7 +163,9 @@ class Dht:
         loop = asyncio.get_running_loop()
         for host, port in self._bootstrap:
             try:
-                infos = await loop.getaddrinfo(host, port, type=2, family=2)  # UDP, IPv4
+                infos = await loop.getaddrinfo(
+                    host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM
+                )
             except OSError:
                 continue
             out.extend((str(i[4][0]), int(i[4][1])) for i in infos[:1])
@@ -268,6 +287,10 @@ class Dht:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        if self._refresh is not None:
+            self._refresh.cancel()
+            await asyncio.gather(self._refresh, return_exceptions=True)
+            self._refresh = None
         for fut in self._waiters.values():
             if not fut.done():
                 fut.set_exception(DhtError("dht closed"))

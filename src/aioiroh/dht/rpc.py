@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -511,7 +512,7 @@ class Lookup:
         self,
         target: bytes,
         seeds: list[NodeInfo],
-        bootstrap: list[Addr] = (),  # type: ignore[assignment]
+        bootstrap: Sequence[Addr] = (),
         *,
         k: int = K,
         alpha: int = 4,
