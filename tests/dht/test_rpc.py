@@ -8,7 +8,16 @@ import pytest
 
 from aioiroh.base.key import SecretKey
 from aioiroh.dht import bencode
-from aioiroh.dht.routing import K, NodeInfo, RoutingTable, decode_compact_nodes, random_node_id
+from aioiroh.dht.routing import (
+    K,
+    NodeInfo,
+    RoutingTable,
+    bep42_node_id,
+    crc32c,
+    decode_compact_nodes,
+    is_bep42_valid,
+    random_node_id,
+)
 from aioiroh.dht.rpc import (
     MAX_PENDING,
     TOKEN_ROTATE,
@@ -261,3 +270,33 @@ def test_mutable_target_and_signature_match_bep44() -> None:
     with pytest.raises(DhtError) as info:
         MutableItem.verified(item.public_key, 43, item.value, item.signature)
     assert info.value.code == 206
+
+
+@pytest.mark.parametrize(
+    ("ip", "rand", "prefix"),
+    [
+        ("124.31.75.21", 1, 0x5FBFB8),
+        ("21.75.31.124", 86, 0x5A3CE8),
+        ("65.23.51.170", 22, 0xA5D430),
+        ("84.124.73.14", 65, 0x1B0320),
+        ("43.213.53.83", 90, 0xE56F68),
+    ],
+)
+def test_bep42_node_ids_match_the_spec_vectors(ip: str, rand: int, prefix: int) -> None:
+    node_id = bep42_node_id(ip, rand)
+    assert int.from_bytes(node_id[:3], "big") & 0xFFFFF8 == prefix
+    assert node_id[-1] == rand
+    assert is_bep42_valid(node_id, ip)
+    assert not is_bep42_valid(bep42_node_id("8.8.8.8", rand), ip)
+    assert is_bep42_valid(random_node_id(), "127.0.0.1")  # local addresses are exempt
+
+
+def test_responses_tell_us_our_address(pair: tuple[Rpc, Rpc]) -> None:
+    client, server = pair
+    assert client.external_ip is None
+    exchange(client, server, b"ping", {})
+    assert client.external_ip == CLIENT[0]
+
+
+def test_crc32c_check_value() -> None:
+    assert crc32c(b"123456789") == 0xE3069283

@@ -17,9 +17,12 @@ __all__ = [
     "K",
     "NodeInfo",
     "RoutingTable",
+    "bep42_node_id",
+    "crc32c",
     "decode_compact_nodes",
     "distance",
     "encode_compact_nodes",
+    "is_bep42_valid",
     "random_node_id",
 ]
 
@@ -145,3 +148,61 @@ class RoutingTable:
     def nodes(self) -> list[NodeInfo]:
         """Every node in the table."""
         return [n for b in self._buckets for n in b]
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C: Final = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), the checksum BEP 42 derives node ids from."""
+    c = 0xFFFFFFFF
+    for b in data:
+        c = _CRC32C[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def _bep42_prefix(ip: str, rand: int) -> int:
+    addr = ipaddress.ip_address(ip)
+    if addr.version == 4:
+        masked = int(addr) & 0x030F3FFF
+        masked |= (rand & 7) << 29
+        return crc32c(masked.to_bytes(4, "big"))
+    high = int.from_bytes(addr.packed[:8], "big") & 0x0103070F1F3F7FFF
+    high |= (rand & 7) << 61
+    return crc32c(high.to_bytes(8, "big"))
+
+
+def bep42_node_id(ip: str, rand: int | None = None) -> bytes:
+    """A node id bound to our external ``ip`` (BEP 42): 21 bits from CRC-32C of the masked
+    address, the last byte the random ``rand`` the checksum was salted with."""
+    rand = os.urandom(1)[0] if rand is None else rand & 0xFF
+    crc = _bep42_prefix(ip, rand)
+    tail = bytearray(os.urandom(ID_LEN - 3))
+    tail[-1] = rand
+    third = ((crc >> 8) & 0xF8) | (os.urandom(1)[0] & 0x07)
+    return bytes([(crc >> 24) & 0xFF, (crc >> 16) & 0xFF, third]) + bytes(tail)
+
+
+def is_bep42_valid(node_id: bytes, ip: str) -> bool:
+    """Whether ``node_id`` matches ``ip`` per BEP 42; local and private addresses are exempt."""
+    addr = ipaddress.ip_address(ip)
+    if not addr.is_global:
+        return True
+    if len(node_id) != ID_LEN:
+        return False
+    crc = _bep42_prefix(ip, node_id[-1])
+    return (
+        node_id[0] == (crc >> 24) & 0xFF
+        and node_id[1] == (crc >> 16) & 0xFF
+        and (node_id[2] & 0xF8) == (crc >> 8) & 0xF8
+    )

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections import Counter, OrderedDict
+import socket
+from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -58,6 +59,7 @@ RATE_PER_SECOND: Final = 20.0
 RATE_BURST: Final = 40.0
 MAX_RATE_ENTRIES: Final = 4096
 VERSION: Final = b"AI\x00\x01"
+MAX_IP_VOTES: Final = 32
 
 ERR_GENERIC: Final = 201
 ERR_PROTOCOL: Final = 203
@@ -227,6 +229,7 @@ class Rpc:
         self._secrets = [os.urandom(16), os.urandom(16)]
         self._rotated_at = now
         self._limiter = _RateLimiter(rate_per_second, rate_burst, MAX_RATE_ENTRIES)
+        self._ip_votes: deque[str] = deque(maxlen=MAX_IP_VOTES)
 
     # -- outgoing queries ---------------------------------------------------------------------
 
@@ -304,6 +307,7 @@ class Rpc:
             del self._pending[tid]
             if msg.get(b"ro") != 1:
                 self.routing.add(node_id, addr, now)
+            self._vote_ip(msg.get(b"ip"))
             self.stats["responses"] += 1
             return None, Response(tid, addr, node_id, body)
         if kind == b"e":
@@ -318,6 +322,17 @@ class Rpc:
             return None, ErrorReply(tid, addr, code, text)
         self.stats["malformed"] += 1
         return None, None
+
+    def _vote_ip(self, compact: object) -> None:
+        if isinstance(compact, bytes) and len(compact) == 6:
+            self._ip_votes.append(socket.inet_ntoa(compact[:4]))
+
+    @property
+    def external_ip(self) -> str | None:
+        """Our IPv4 address as most recent responders report it (BEP 42), if any did."""
+        if not self._ip_votes:
+            return None
+        return Counter(self._ip_votes).most_common(1)[0][0]
 
     # -- serving (server mode only) -----------------------------------------------------------
 
@@ -347,7 +362,11 @@ class Rpc:
                 {b"t": tid, b"y": b"e", b"e": [code, str(exc).encode()], b"v": VERSION}
             )
         body[b"id"] = self.node_id
-        return bencode.encode({b"t": tid, b"y": b"r", b"r": body, b"v": VERSION})
+        reply: dict[bytes, Bencodable] = {b"t": tid, b"y": b"r", b"r": body, b"v": VERSION}
+        compact = _compact_addr(addr)
+        if compact is not None:
+            reply[b"ip"] = compact  # BEP 42: tell the querier its address as we see it
+        return bencode.encode(reply)
 
     def _serve(
         self, method: bytes, args: dict[bytes, Bencodable], addr: Addr, now: float
@@ -464,6 +483,13 @@ class Rpc:
         if token not in (self._token(addr, now, 0), self._token(addr, now, 1)):
             self.stats["bad_token"] += 1
             raise DhtError("invalid token", ERR_PROTOCOL)
+
+
+def _compact_addr(addr: Addr) -> bytes | None:
+    try:
+        return socket.inet_aton(addr[0]) + addr[1].to_bytes(2, "big")
+    except (OSError, OverflowError):
+        return None
 
 
 def parse_item(response: Response, target: bytes) -> MutableItem | None:
