@@ -94,3 +94,24 @@ async def test_cli_dns_server_dht_flag(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             await proc.wait()
+
+
+async def test_fallback_cache_is_bounded_and_misses_are_cached() -> None:
+    from aioiroh.dns_server.dht_fallback import DhtFallback
+
+    async with local_swarm(3, 0) as swarm:
+        fallback = DhtFallback(bootstrap=swarm.bootstrap_list(), bind=("127.0.0.1", 0), max_cache=3)
+        await fallback.start()
+        try:
+            keys = [SecretKey.generate().public() for _ in range(5)]
+            for key in keys:
+                assert await fallback.get(key) is None
+            assert len(fallback) == 3
+            assert await fallback.get(keys[-1]) is None  # remembered miss, no new lookup
+            assert fallback.stats["not_found"] == 5 and fallback.stats["hit"] == 1
+            # Concurrent queries for one key share a single lookup.
+            fresh = SecretKey.generate().public()
+            await asyncio.gather(*(fallback.get(fresh) for _ in range(10)))
+            assert fallback.stats["not_found"] == 6
+        finally:
+            await fallback.aclose()

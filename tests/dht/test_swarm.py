@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 
@@ -160,3 +161,51 @@ async def test_relay_only_by_default_drops_direct_addresses() -> None:
             assert got.relay_urls and not got.direct_addresses
         finally:
             await publisher.aclose()
+
+
+async def test_lookup_through_a_node_that_hands_out_dead_addresses_is_bounded() -> None:
+    """A hostile responder lists closer-looking nodes that never answer."""
+    liar = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    liar.bind(LOOPBACK)
+    liar.setblocking(False)
+    liar_addr = liar.getsockname()
+    dead = []
+    for _ in range(16):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(LOOPBACK)  # bound but silent: queries to it time out
+        dead.append(s)
+    loop = asyncio.get_running_loop()
+    fake_rpc = Rpc(server_mode=True)
+
+    async def serve() -> None:
+        while True:
+            data, addr = await loop.sock_recvfrom(liar, 2048)
+            msg = bencode.decode(data)
+            assert isinstance(msg, dict)
+            nodes = b"".join(
+                os.urandom(20)
+                + socket.inet_aton("127.0.0.1")
+                + s.getsockname()[1].to_bytes(2, "big")
+                for s in dead
+            )
+            reply = {
+                b"t": msg[b"t"],
+                b"y": b"r",
+                b"r": {b"id": fake_rpc.node_id, b"nodes": nodes, b"token": b"tok"},
+            }
+            await loop.sock_sendto(liar, bencode.encode(reply), addr)
+
+    task = asyncio.create_task(serve())
+    try:
+        async with await Dht.create(bind=LOOPBACK, bootstrap=[liar_addr]) as client:
+            client.lookup_timeout = 3.0
+            start = time.monotonic()
+            assert await client.get_mutable(SecretKey.generate().public().to_bytes()) == []
+            assert time.monotonic() - start < 3.5
+            assert client.packets_sent <= 1 + 16
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        liar.close()
+        for s in dead:
+            s.close()

@@ -37,6 +37,8 @@ DEFAULT_BOOTSTRAP: Final[tuple[Addr, ...]] = (
 _TICK: Final = 0.5
 
 
+LOOKUP_TIMEOUT: Final = 10.0
+"""Seconds after which a lookup stops and uses the nodes it has found so far."""
 REFRESH_INTERVAL: Final = 900.0
 """Seconds between routing-table refreshes (BEP 5: 15 minutes)."""
 
@@ -72,6 +74,8 @@ class Dht:
         self._ticker: asyncio.Task[None] | None = None
         self._refresh: asyncio.Task[int] | None = None
         self.packets_sent = 0
+        self.lookup_timeout = LOOKUP_TIMEOUT
+        """Upper bound on one iterative lookup, seconds."""
 
     @classmethod
     async def create(
@@ -180,6 +184,7 @@ class Dht:
         key = b"target"
         args: dict[bytes, Bencodable] = {key: target, **(extra or {})}
         responses: list[Response] = []
+        deadline = time.monotonic() + self.lookup_timeout
         inflight: set[asyncio.Task[tuple[Addr, Response | ErrorReply | None]]] = set()
 
         async def one(addr: Addr) -> tuple[Addr, Response | ErrorReply | None]:
@@ -192,9 +197,14 @@ class Dht:
             while True:
                 for addr in lookup.next_addrs():
                     inflight.add(asyncio.ensure_future(one(addr)))
-                if not inflight:
+                remaining = deadline - time.monotonic()
+                if not inflight or remaining <= 0:
+                    # A lookup ends when it converges or at the deadline, whichever first, so
+                    # nodes that hand out dead addresses cannot stall it.
                     break
-                done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                done, inflight = await asyncio.wait(
+                    inflight, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
                 for task in done:
                     addr, reply = task.result()
                     if isinstance(reply, Response):
