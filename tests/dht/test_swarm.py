@@ -17,6 +17,7 @@ from aioiroh.dht.driver import Dht
 from aioiroh.dht.rpc import DhtError, MutableItem, Rpc
 from aioiroh.dns.endpoint_info import EndpointInfo
 from aioiroh.dns.pkarr import SignedPacket
+from aioiroh.dns_server.server import DnsServer
 
 from .swarm import local_swarm
 
@@ -209,3 +210,35 @@ async def test_lookup_through_a_node_that_hands_out_dead_addresses_is_bounded() 
         liar.close()
         for s in dead:
             s.close()
+
+
+async def test_dht_lookup_beside_pkarr_resolves_the_same_info(dns_server: DnsServer) -> None:
+    from aioiroh import Endpoint
+    from aioiroh.address_lookup.pkarr import PkarrPublisher, PkarrResolver
+
+    async with local_swarm(5, 0) as swarm:
+        key = SecretKey.generate()
+        pkarr = PkarrPublisher(key, dns_server.pkarr_url, relay_only=False)
+        dht = DhtAddressLookup(
+            key, bootstrap=swarm.bootstrap_list(), bind=LOOPBACK, relay_only=False
+        )
+        a = await Endpoint.bind(key, bind_addr="127.0.0.1:0", address_lookup=[pkarr, dht])
+        resolver_dht = DhtAddressLookup(bootstrap=swarm.bootstrap_list(), bind=LOOPBACK)
+        resolver_pkarr = PkarrResolver(dns_server.pkarr_url)
+        try:
+            from_dht = await asyncio.wait_for(dht.wait_published(), 10)
+            from_pkarr = await asyncio.wait_for(pkarr.wait_published(), 10)
+            assert from_dht.endpoint_info() == from_pkarr.endpoint_info()
+            assert from_dht.endpoint_info().direct_addresses
+            got_dht = await resolver_dht.fetch(key.public())
+            got_pkarr = await resolver_pkarr.fetch(key.public())
+            assert got_dht.endpoint_info() == got_pkarr.endpoint_info()
+            # The DHT packet is a valid pkarr relay body as well.
+            status, _ = await dns_server.publish(
+                SignedPacket.from_relay_body(key.public(), got_dht.to_relay_body())
+            )
+            assert status in (204, 409)
+        finally:
+            await a.close()
+            for service in (pkarr, dht, resolver_dht, resolver_pkarr):
+                await service.aclose()
