@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "relay.client": 3,
     "dns.resolver": 3,
     "dns": 3,
+    "dht": 3,
     "address_lookup": 4,
     "socket": 5,
     "endpoint": 6,

@@ -29,6 +29,17 @@ __all__ = ["commands", "dns_server"]
     help="SQLite file (default: ./iroh-dns.sqlite; ':memory:' for none).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON line once serving.")
+@click.option(
+    "--dht",
+    is_flag=True,
+    help="Resolve keys missing locally through the Mainline DHT (cached 300 s).",
+)
+@click.option(
+    "--dht-bootstrap",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="DHT bootstrap node (repeatable; default: the well-known routers).",
+)
 def dns_server(
     dev: bool,
     port: int | None,
@@ -38,6 +49,8 @@ def dns_server(
     origins: tuple[str, ...],
     db: Path | None,
     as_json: bool,
+    dht: bool,
+    dht_bootstrap: tuple[str, ...],
 ) -> None:
     """Serve pkarr at http://HOST:PORT/pkarr/<z32> and DNS for _iroh.<z32>.ORIGIN."""
     from ..dns_server.config import DEFAULT_ORIGIN, DnsServerConfig
@@ -55,6 +68,8 @@ def dns_server(
         dns_port=dns_port if dns_port is not None else (base if port is not None else 5300),
         store_path=store_path,
         put_rate=None if dev else 4.0,
+        dht_fallback=dht,
+        dht_bootstrap=tuple(_host_port(b) for b in dht_bootstrap) or None,
     )
 
     async def run() -> None:
@@ -79,6 +94,13 @@ def dns_server(
             await stop.wait()
 
     asyncio.run(run())
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT, got {text!r}", param_hint="--dht-bootstrap")
+    return host.strip("[]"), int(port)
 
 
 commands = [dns_server]

@@ -54,6 +54,10 @@ class DnsServerConfig:
     """Bound on concurrent TCP DNS connections; more are closed at once."""
     max_inflight_udp: int = 1024
     """Bound on UDP queries being answered concurrently; more are dropped and counted."""
+    dht_fallback: bool = False
+    """Resolve keys missing from the store through the Mainline DHT (cached 300 s)."""
+    dht_bootstrap: tuple[tuple[str, int], ...] | None = None
+    """DHT bootstrap nodes; ``None`` means the well-known routers."""
     extra: dict[str, str] = field(default_factory=dict)
     """Free-form labels (shown on ``/``)."""
 

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from ..dns.pkarr import SignedPacket
 from .config import DnsServerConfig
+from .dht_fallback import DhtFallback
 from .dns import DnsListeners
 from .http import build_app
 from .metrics import DnsServerMetrics
@@ -61,6 +62,13 @@ class DnsServer:
             tcp_idle_timeout=config.tcp_idle_timeout,
             on_drop=lambda reason: self.metrics.dns_dropped.labels(reason).inc(),
         )
+        self.dht_fallback: DhtFallback | None = None
+        if config.dht_fallback:
+            self.dht_fallback = (
+                DhtFallback()
+                if config.dht_bootstrap is None
+                else DhtFallback(bootstrap=config.dht_bootstrap)
+            )
         self._runner: web.AppRunner | None = None
         self._evictor: asyncio.Task[None] | None = None
         self.state = ServerState.NEW
@@ -75,6 +83,8 @@ class DnsServer:
             raise RuntimeError(f"cannot start a server that is {self.state.value}")
         await self.store.open()
         try:
+            if self.dht_fallback is not None:
+                await self.dht_fallback.start()
             self._runner = web.AppRunner(build_app(self), access_log=None)
             await self._runner.setup()
             cfg = self.config
@@ -123,6 +133,8 @@ class DnsServer:
             await self._runner.cleanup()
             self._runner = None
         await self._listeners.stop()
+        if self.dht_fallback is not None:
+            await self.dht_fallback.aclose()
         await self.store.close()
 
     async def __aenter__(self) -> DnsServer:
@@ -180,6 +192,8 @@ class DnsServer:
             reply = query.reply
         else:
             packet = await self.store.get(query.key)
+            if packet is None and self.dht_fallback is not None:
+                packet = await self.dht_fallback.get(query.key)
             reply = self.zone.answer(query, packet, udp=udp)
         if reply is None:
             self.metrics.dns_dropped.labels("unparseable").inc()
