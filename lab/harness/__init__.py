@@ -1,6 +1,6 @@
 """NAT lab harness: network namespaces, nftables NAT routers, link impairment.
 
-Needs root plus ``ip``, ``nft`` and ``tc``. See docs/natlab-recipe.md for the design.
+Needs root plus ``ip``, ``nft`` and ``tc``. See docs/internals/natlab-recipe.md for the design.
 """
 
 from .link import LinkUnsupported, netem_available
