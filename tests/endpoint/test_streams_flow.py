@@ -16,6 +16,7 @@ import pytest
 
 from aioiroh.endpoint import Connection, Endpoint
 from aioiroh.endpoint.connection import MAX_QUEUED_DATAGRAMS
+from aioiroh.errors import DatagramTooLarge, IrohError, StreamError
 from aioiroh.quic.aioquic_connection import QuicSettings
 
 pytestmark = pytest.mark.timeout(60)
@@ -196,11 +197,17 @@ async def test_received_datagram_queue_is_bounded(conns) -> None:
     assert numbers[-1] == sent - 1 or sent - 1 - numbers[-1] < 64
 
 
-async def test_writing_to_a_finished_stream_is_an_aioiroh_error(conns) -> None:
-    from aioiroh.errors import StreamError
-
+async def test_errors_users_meet_are_aioiroh_errors(conns) -> None:
     c, _ = conns
     send, _ = await c.open_bi()
     await send.finish()
     with pytest.raises(StreamError):
         await send.write_all(b"late")
+    with pytest.raises(DatagramTooLarge) as info:
+        c.send_datagram(b"x" * 5000)
+    assert isinstance(info.value, IrohError)
+    # The engine refuses impossible stream operations with aioiroh errors, not ValueError.
+    with pytest.raises(StreamError):
+        c._quic.send_stream_data(3 if c.is_client else 2, b"peer's uni stream")
+    with pytest.raises(StreamError):
+        c._quic.stop_stream(2 if c.is_client else 3, 0)

@@ -18,6 +18,7 @@ from ..errors import (
     ConnectError,
     ConnectionClosedByPeer,
     ConnectionLost,
+    DatagramTooLarge,
     LocallyClosed,
     StreamError,
     StreamReset,
@@ -288,8 +289,13 @@ class Connection:
         """Send an unreliable datagram (RFC 9221)."""
         self._check_open()
         if len(data) > self.max_datagram_size:
-            raise ValueError(f"datagram of {len(data)} bytes exceeds {self.max_datagram_size}")
-        self._quic.send_datagram_frame(bytes(data))
+            raise DatagramTooLarge(
+                f"datagram of {len(data)} bytes exceeds {self.max_datagram_size}"
+            )
+        try:
+            self._quic.send_datagram_frame(bytes(data))
+        except ValueError as exc:  # the peer accepts smaller datagrams than we send
+            raise DatagramTooLarge(str(exc)) from None
         self._driver.schedule_flush()
 
     async def read_datagram(self) -> bytes:
