@@ -113,6 +113,8 @@ def run(kind: str, size: int) -> tuple[float, int]:
         while (ev := server.next_event()) is not None:
             if isinstance(ev, events.StreamDataReceived):
                 received += len(ev.data)
+                # The application reads at once: credit follows reads (RFC 9000 §4).
+                server.stream_consumed(ev.stream_id, len(ev.data), now)
         if received >= size:
             break
         to_client.extend(d for d, _ in server.datagrams_to_send(now))

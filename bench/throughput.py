@@ -5,7 +5,9 @@ child process (so each side has a core), and reports receiver-side MB/s. Rust ro
 with the stock PyPI binding, whose ``bytes`` lowering copies byte by byte in Python, and with
 that copy replaced by ``ctypes.memmove`` (patched here, in this script only).
 
-    python bench/throughput.py [--size-mb 50] [--handshakes 50]
+    python bench/throughput.py [--size-mb 50] [--handshakes 50] [--slow-reader-only]
+
+The last row is the receiver's peak memory while its application reads slowly.
 """
 
 from __future__ import annotations
@@ -108,6 +110,72 @@ async def sink_ours() -> None:
     out({"bytes": total, "secs": time.perf_counter() - start})
     await asyncio.sleep(0.05)
     await ep.close()
+
+
+SLOW_READ = 256 * 1024
+SLOW_EVERY = 0.02
+"""The slow reader takes SLOW_READ bytes every SLOW_EVERY seconds (about 13 MB/s)."""
+
+
+async def sink_ours_slow() -> None:
+    """Like sink_ours, reading slowly; reports the receiver's peak RSS growth.
+
+    With receive credit granted from reads, the sender is held to the window, so the growth
+    stays near one stream window instead of the whole transfer.
+    """
+    import resource
+
+    from aioiroh import Endpoint
+
+    ep = await Endpoint.bind(alpns=[ALPN], bind_addr="127.0.0.1:0", bind_addr_v6=False)
+    addr = ep.addr()
+    out({"id": str(addr.id), "addrs": [f"{h}:{p}" for h, p in addr.direct_addresses]})
+    conn = await ep.accept()
+    recv = await conn.accept_uni()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    total = 0
+    eof = False
+    while not eof:
+        got = 0
+        while got < SLOW_READ:
+            chunk = await recv.read(SLOW_READ - got)
+            if not chunk:
+                eof = True
+                break
+            got += len(chunk)
+        total += got
+        await asyncio.sleep(SLOW_EVERY)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out({"bytes": total, "secs": time.perf_counter() - start, "rss_growth_kb": peak - base})
+    await asyncio.sleep(0.05)
+    await ep.close()
+
+
+async def slow_reader_row(size_mb: int) -> None:
+    """Receiver peak memory while the application reads slowly (aioiroh -> aioiroh)."""
+    data = os.urandom(size_mb * 1024 * 1024)
+    args = [sys.executable, __file__, "--sink", "ours-slow"]
+    proc = await asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    try:
+        target = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+        done = asyncio.Event()
+        send = asyncio.create_task(send_ours(target, data, done))
+        result = json.loads(await asyncio.wait_for(proc.stdout.readline(), 300))
+        done.set()
+        await asyncio.wait_for(send, 30)
+        growth = result["rss_growth_kb"] / 1024
+        rate = result["bytes"] / result["secs"] / 1e6
+        print(
+            f"slow reader ({rate:.1f} MB/s), {size_mb} MiB: receiver peak RSS growth "
+            f"{growth:6.1f} MB (bytes intact: {result['bytes'] == len(data)})",
+            flush=True,
+        )
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
 
 
 async def sink_rust() -> None:
@@ -443,19 +511,32 @@ async def main(size_mb: int, n_handshakes: int) -> None:
     hs_ours = await handshakes_ours(n_handshakes)
     hs_rust = await handshakes_rust(n_handshakes)
     print(f"  aioiroh {hs_ours:6.2f} ms   Rust {hs_rust:6.2f} ms   ratio {hs_ours / hs_rust:5.2f}x")
+    await slow_reader_row(min(size_mb, 32))
 
 
 def cli() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--size-mb", type=int, default=50)
     p.add_argument("--handshakes", type=int, default=50)
-    p.add_argument("--sink", choices=["ours", "rust", "aioquic"])
+    p.add_argument("--sink", choices=["ours", "ours-slow", "rust", "aioquic"])
     p.add_argument("--patched", action="store_true")
+    p.add_argument(
+        "--slow-reader-only", action="store_true", help="only the slow-reader memory row"
+    )
     a = p.parse_args()
     if a.sink:
         if a.patched:
             patch_iroh_binding()
-        asyncio.run({"ours": sink_ours, "rust": sink_rust, "aioquic": sink_aioquic}[a.sink]())
+        sinks = {
+            "ours": sink_ours,
+            "ours-slow": sink_ours_slow,
+            "rust": sink_rust,
+            "aioquic": sink_aioquic,
+        }
+        asyncio.run(sinks[a.sink]())
+        return
+    if a.slow_reader_only:
+        asyncio.run(slow_reader_row(min(a.size_mb, 32)))
         return
     asyncio.run(main(a.size_mb, a.handshakes))
 

@@ -127,6 +127,10 @@ class ReadTooLong(StreamError):
     """``read_to_end(limit)`` received more than ``limit`` bytes."""
 
 
+class DatagramTooLarge(IrohError, ValueError):
+    """A datagram does not fit the path or the peer's limit (a ValueError too, as before)."""
+
+
 class EndpointClosed(IrohError):
     """The endpoint is closed."""
 

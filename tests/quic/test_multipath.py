@@ -18,6 +18,8 @@ from aioiroh.base.key import SecretKey
 from aioiroh.quic.connection import IrohConnection
 from aioiroh.quic.paths import PathAbandoned, PathOpened
 
+from .support import app_reads
+
 ALPN = b"aioiroh/mp/0"
 RELAY_AT_CLIENT = ("relay-to-server", 1)
 RELAY_AT_SERVER = ("relay-to-client", 2)
@@ -86,6 +88,7 @@ class Net:
         for name, conn in self.conns():
             while (ev := conn.next_event()) is not None:
                 self.events[name].append(ev)
+                app_reads(conn, ev, self.now)
             for data, dst in conn.datagrams_to_send(self.now):
                 if dst in (SERVER_IP, CLIENT_IP):
                     self.direct_datagrams[name] += 1
@@ -95,6 +98,7 @@ class Net:
                     self.queue.append((self.now + delay, receiver, data, src))
             while (ev := conn.next_event()) is not None:
                 self.events[name].append(ev)
+                app_reads(conn, ev, self.now)
 
     def step(self) -> bool:
         self.flush()

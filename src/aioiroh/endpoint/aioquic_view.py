@@ -13,9 +13,8 @@ class AioquicView:
     layers such as aioquic's ``H3Connection`` use, whatever the engine is.
 
     H3Connection touches a few attributes beyond the sans-I/O calls (``configuration``, the
-    qlog trace, the peer's datagram limit) and expects ``get_next_available_stream_id`` to
-    name a stream that the next ``send_stream_data`` creates. Stream ids come from the
-    :class:`Connection`'s own counters so both allocators agree.
+    qlog trace, the peer's datagram limit); ``get_next_available_stream_id`` is answered by
+    the engine, the one owner of stream ids.
     """
 
     def __init__(self, engine: Any, conn: Any) -> None:
@@ -31,16 +30,6 @@ class AioquicView:
     @property
     def _remote_max_datagram_frame_size(self) -> int | None:
         return getattr(self._engine, "_remote_max_datagram_frame_size", None)
-
-    def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int:
-        conn = self._conn
-        if is_unidirectional:
-            sid = conn._next_uni
-            conn._next_uni += 4
-        else:
-            sid = conn._next_bidi
-            conn._next_bidi += 4
-        return sid
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)

@@ -18,7 +18,9 @@ from ..errors import (
     ConnectError,
     ConnectionClosedByPeer,
     ConnectionLost,
+    DatagramTooLarge,
     LocallyClosed,
+    StreamError,
     StreamReset,
     StreamStopped,
     TimedOut,
@@ -28,7 +30,14 @@ from ..socket.hard_nat import HardNatStats
 from ..socket.path_manager import PathEvent
 from ..socket.paths import IpPath, RelayPath
 from .aioquic_view import AioquicView
-from .streams import RecvStream, SendStream, is_client_initiated, is_unidirectional
+from .streams import (
+    HIGH_WATER,
+    WRITE_CHUNK,
+    RecvStream,
+    SendStream,
+    is_client_initiated,
+    is_unidirectional,
+)
 
 if TYPE_CHECKING:
     from ..quic.engine import QuicEngine
@@ -77,13 +86,11 @@ class Connection:
         self._quic: QuicEngine = driver.quic
         self._loop = driver.loop
         self._is_client = driver.quic.is_client
-        self._next_bidi = 0 if self._is_client else 1
-        self._next_uni = 2 if self._is_client else 3
         self._recv: dict[int, RecvStream] = {}
         self._send: dict[int, SendStream] = {}
         self._incoming_bi: deque[tuple[SendStream, RecvStream]] = deque()
         self._incoming_uni: deque[RecvStream] = deque()
-        self._datagrams: deque[bytes] = deque()
+        self._datagrams: deque[bytes] = deque(maxlen=MAX_QUEUED_DATAGRAMS)
         self._waiters: list[asyncio.Future[None]] = []
         self._writable: list[asyncio.Future[None]] = []
         self._finishing: set[SendStream] = set()
@@ -92,6 +99,7 @@ class Connection:
         self._error: ConnectionLost | None = None
         self._local_close = False
         self.datagrams_dropped = 0
+        """Received datagrams dropped unread because the queue was full (oldest go first)."""
         self._protocol_hook: Callable[[events.QuicEvent], None] | None = None
         self._on_established: Callable[[], None] | None = None
         """Called synchronously when the handshake completes (the endpoint's accept queue)."""
@@ -226,21 +234,29 @@ class Connection:
         if self._quic.is_closing:
             raise LocallyClosed("connection is closing")
 
+    async def _open_stream(self, uni: bool) -> int:
+        # The engine owns stream ids; it hands one out only within the peer's MAX_STREAMS.
+        while True:
+            self._check_open()
+            sid = self._quic.open_stream(uni)
+            if sid is not None:
+                return sid
+            await self._wait_writable()
+
     async def open_bi(self) -> tuple[SendStream, RecvStream]:
-        """Open a bidirectional stream (the peer sees it once data is sent)."""
-        self._check_open()
-        sid = self._next_bidi
-        self._next_bidi += 4
+        """Open a bidirectional stream (the peer sees it once data is sent).
+
+        Waits while the peer's stream limit (MAX_STREAMS) allows no more streams.
+        """
+        sid = await self._open_stream(False)
         send, recv = SendStream(self, sid), RecvStream(self, sid)
         self._send[sid] = send
         self._recv[sid] = recv
         return send, recv
 
     async def open_uni(self) -> SendStream:
-        """Open a unidirectional stream."""
-        self._check_open()
-        sid = self._next_uni
-        self._next_uni += 4
+        """Open a unidirectional stream; waits for the peer's stream credit like :meth:`open_bi`."""
+        sid = await self._open_stream(True)
         send = SendStream(self, sid)
         self._send[sid] = send
         return send
@@ -249,13 +265,17 @@ class Connection:
         """Wait for the peer to open a bidirectional stream."""
         while not self._incoming_bi:
             await self._wait_event()
-        return self._incoming_bi.popleft()
+        send, recv = self._incoming_bi.popleft()
+        recv._accept()
+        return send, recv
 
     async def accept_uni(self) -> RecvStream:
         """Wait for the peer to open a unidirectional stream."""
         while not self._incoming_uni:
             await self._wait_event()
-        return self._incoming_uni.popleft()
+        recv = self._incoming_uni.popleft()
+        recv._accept()
+        return recv
 
     # -- datagrams -------------------------------------------------------------------------
 
@@ -269,8 +289,13 @@ class Connection:
         """Send an unreliable datagram (RFC 9221)."""
         self._check_open()
         if len(data) > self.max_datagram_size:
-            raise ValueError(f"datagram of {len(data)} bytes exceeds {self.max_datagram_size}")
-        self._quic.send_datagram_frame(bytes(data))
+            raise DatagramTooLarge(
+                f"datagram of {len(data)} bytes exceeds {self.max_datagram_size}"
+            )
+        try:
+            self._quic.send_datagram_frame(bytes(data))
+        except ValueError as exc:  # the peer accepts smaller datagrams than we send
+            raise DatagramTooLarge(str(exc)) from None
         self._driver.schedule_flush()
 
     async def read_datagram(self) -> bytes:
@@ -312,11 +337,35 @@ class Connection:
         self._quic.send_stream_data(stream_id, data, end_stream)
         self._driver.schedule_flush()
 
+    def _send_room(self, stream_id: int) -> int:
+        """Bytes a writer may queue now: the peer's window left, capped by our send buffer."""
+        quic = self._quic
+        buffered = quic.send_buffer_size(stream_id)
+        return min(quic.send_capacity(stream_id), HIGH_WATER + WRITE_CHUNK - buffered)
+
+    def _consumed(self, stream_id: int, n: int) -> None:
+        if self._error is None:
+            self._quic.stream_consumed(stream_id, n, self._loop.time())
+            self._driver.schedule_flush()
+
+    def _recv_done(self, recv: RecvStream) -> None:
+        """The application is done with a receive side: drop it and release its credit."""
+        if self._recv.get(recv.id) is recv:
+            del self._recv[recv.id]
+        if self._error is None:
+            self._quic.stream_released(recv.id)
+            self._driver.schedule_flush()
+
+    def _send_done(self, send: SendStream) -> None:
+        if self._send.get(send.id) is send:
+            del self._send[send.id]
+        self._finishing.discard(send)
+
     def _reset_stream(self, stream_id: int, code: int) -> None:
         if self._error is None:
             try:
                 self._quic.reset_stream(stream_id, code)
-            except ValueError:
+            except (StreamError, ValueError):  # ValueError: the aioquic engine
                 return
             self._driver.schedule_flush()
 
@@ -324,7 +373,7 @@ class Connection:
         if self._error is None:
             try:
                 self._quic.stop_stream(stream_id, code)
-            except ValueError:
+            except (StreamError, ValueError):
                 return  # nothing received yet: aioquic has no stream to stop
             self._driver.schedule_flush()
 
@@ -400,24 +449,27 @@ class Connection:
         if hook is not None:
             if not isinstance(event, (events.HandshakeCompleted, events.ConnectionTerminated)):
                 hook(event)
+                self._credit_protocol(event)
                 return
             hook(event)
         if isinstance(event, events.StreamDataReceived):
             self._on_stream_data(event)
         elif isinstance(event, events.DatagramFrameReceived):
-            if len(self._datagrams) >= MAX_QUEUED_DATAGRAMS:
-                self._datagrams.popleft()
-                self.datagrams_dropped += 1
+            if len(self._datagrams) == MAX_QUEUED_DATAGRAMS:
+                self.datagrams_dropped += 1  # the deque's maxlen drops the oldest
             self._datagrams.append(event.data)
             self._wake()
         elif isinstance(event, events.StreamReset):
             recv = self._recv.get(event.stream_id)
+            if recv is None:
+                recv = self._incoming(event.stream_id)
             if recv is not None:
                 recv._fail(StreamReset(event.error_code))
         elif isinstance(event, events.StopSendingReceived):
             send = self._send.get(event.stream_id)
             if send is not None:
                 send._fail(StreamStopped(event.error_code))
+                self._send_done(send)
                 self._on_flushed()
         elif isinstance(event, events.HandshakeCompleted):
             if not self.handshake.done():
@@ -427,21 +479,39 @@ class Connection:
         elif isinstance(event, events.ConnectionTerminated):
             self._on_terminated(event)
 
+    def _credit_protocol(self, event: events.QuicEvent) -> None:
+        """A protocol layer (HTTP/3) takes stream data as it arrives: credit it at once."""
+        if isinstance(event, events.StreamDataReceived):
+            if event.data:
+                self._quic.stream_consumed(event.stream_id, len(event.data), self._loop.time())
+            if event.end_stream:
+                self._quic.stream_released(event.stream_id)
+        elif isinstance(event, events.StreamReset):
+            self._quic.stream_released(event.stream_id)
+
+    def _incoming(self, sid: int) -> RecvStream | None:
+        """A new stream the peer opened, queued for accept; None for a local stream."""
+        if is_client_initiated(sid) == self._is_client:
+            return None  # a local stream we no longer track
+        # The engine reports a peer stream only until it is released, so this one is new;
+        # it holds the peer's stream credit until accepted and ended, which bounds the queues.
+        recv = RecvStream(self, sid, accepted=False)
+        self._recv[sid] = recv
+        if is_unidirectional(sid):
+            self._incoming_uni.append(recv)
+        else:
+            send = SendStream(self, sid)
+            self._send[sid] = send
+            self._incoming_bi.append((send, recv))
+        self._wake()
+        return recv
+
     def _on_stream_data(self, event: events.StreamDataReceived) -> None:
-        sid = event.stream_id
-        recv = self._recv.get(sid)
+        recv = self._recv.get(event.stream_id)
         if recv is None:
-            if is_client_initiated(sid) == self._is_client:
-                return  # data for a local stream we no longer track
-            recv = RecvStream(self, sid)
-            self._recv[sid] = recv
-            if is_unidirectional(sid):
-                self._incoming_uni.append(recv)
-            else:
-                send = SendStream(self, sid)
-                self._send[sid] = send
-                self._incoming_bi.append((send, recv))
-            self._wake()
+            recv = self._incoming(event.stream_id)
+            if recv is None:
+                return
         recv._feed(event.data, event.end_stream)
 
     def _on_terminated(self, event: events.ConnectionTerminated) -> None:

@@ -13,8 +13,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RecvStream", "SendStream"]
 
-# write() hands data to QUIC in chunks and waits while more than HIGH_WATER bytes are
-# unacknowledged, so a fast writer cannot buffer without bound.
+# write() hands data to QUIC in chunks, never more than the peer's stream window allows
+# (the engine's send_capacity) nor more than HIGH_WATER + WRITE_CHUNK unacknowledged bytes,
+# so a writer is held to the window of a slow reader and cannot buffer without bound.
 WRITE_CHUNK: Final = 256 * 1024
 HIGH_WATER: Final = 2 * 1024 * 1024
 DEFAULT_READ: Final = 64 * 1024
@@ -49,14 +50,26 @@ class SendStream:
         return len(data)
 
     async def write_all(self, data: bytes) -> None:
-        """Write all of ``data``; waits while too much is unacknowledged."""
+        """Write all of ``data``; waits while the peer's window is full (back-pressure)."""
         self._check()
         view = memoryview(data)
-        for start in range(0, len(view), WRITE_CHUNK):
-            self._conn._send_stream_data(self.id, bytes(view[start : start + WRITE_CHUNK]))
-            while self._conn._quic.send_buffer_size(self.id) > HIGH_WATER:
+        start, size = 0, len(view)
+        while start < size:
+            room = self._conn._send_room(self.id)
+            if room <= 0:
                 await self._conn._wait_writable()
                 self._check()
+                continue
+            stop = start + min(room, WRITE_CHUNK)
+            self._conn._send_stream_data(self.id, bytes(view[start:stop]))
+            start = stop
+
+    def writable(self) -> int:
+        """Bytes :meth:`write_all` would queue right now without waiting (0: the peer's
+        window or our send buffer is full)."""
+        if self._error is not None or self._finished:
+            return 0
+        return max(0, self._conn._send_room(self.id))
 
     async def finish(self) -> None:
         """Mark the end of the stream; the data written so far will be delivered."""
@@ -71,6 +84,7 @@ class SendStream:
             return
         self._finished = True
         self._conn._reset_stream(self.id, error_code)
+        self._conn._send_done(self)
 
     async def stopped(self) -> int | None:
         """Wait until the stream is done with, like Rust's ``stopped()``.
@@ -83,6 +97,7 @@ class SendStream:
     def _acked(self) -> None:
         if not self._stopped.done():
             self._stopped.set_result(None)
+        self._conn._send_done(self)
 
     def __repr__(self) -> str:
         return f"SendStream(id={self.id})"
@@ -91,7 +106,7 @@ class SendStream:
 class RecvStream:
     """The receiving half of a stream."""
 
-    def __init__(self, conn: Connection, stream_id: int) -> None:
+    def __init__(self, conn: Connection, stream_id: int, *, accepted: bool = True) -> None:
         self._conn = conn
         self.id = stream_id
         self._chunks: deque[bytes] = deque()
@@ -99,6 +114,9 @@ class RecvStream:
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._stopped = False
+        self._accepted = accepted
+        """Local streams are the application's at once; a peer's once accepted."""
+        self._released = False
 
     # -- fed by the connection -------------------------------------------------------------
 
@@ -113,6 +131,25 @@ class RecvStream:
         if self._error is None and not self._eof:
             self._error = exc
         self._wake()
+        if isinstance(exc, StreamReset):
+            self._check_done()
+
+    def _accept(self) -> None:
+        self._accepted = True
+        self._check_done()
+
+    def _check_done(self) -> None:
+        """Release the stream (engine credit, connection tables) once the application has
+        it and it has ended: read to the end, reset by the peer, or stopped."""
+        if self._released or not self._accepted:
+            return
+        if (
+            (self._eof and not self._chunks)
+            or self._stopped
+            or isinstance(self._error, StreamReset)
+        ):
+            self._released = True
+            self._conn._recv_done(self)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -131,6 +168,7 @@ class RecvStream:
         """Read up to ``n`` bytes; ``b""`` once the stream is finished."""
         while not self._chunks:
             if self._eof:
+                self._check_done()
                 return b""
             if self._error is not None:
                 raise self._error
@@ -138,9 +176,14 @@ class RecvStream:
         chunk = self._chunks[0]
         if len(chunk) <= n:
             self._chunks.popleft()
-            return chunk
-        self._chunks[0] = chunk[n:]
-        return chunk[:n]
+        else:
+            self._chunks[0] = chunk[n:]
+            chunk = chunk[:n]
+        # Receive credit is granted from what the application consumed (RFC 9000 §4).
+        self._conn._consumed(self.id, len(chunk))
+        if self._eof and not self._chunks:
+            self._check_done()
+        return chunk
 
     async def read_exact(self, n: int) -> bytes:
         """Read exactly ``n`` bytes; raises :class:`StreamError` if the stream ends first."""
@@ -176,6 +219,7 @@ class RecvStream:
         self._chunks.clear()
         self._conn._stop_stream(self.id, error_code)
         self._fail(StreamError("stream stopped locally"))
+        self._check_done()
 
     async def received_reset(self) -> int | None:
         """Wait for the end of the stream; the peer's reset code, or None if it finished."""

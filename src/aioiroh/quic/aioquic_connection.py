@@ -160,3 +160,21 @@ class IrohQuicConnection(QuicConnection):
 
     def stream_exists(self, stream_id: int) -> bool:
         return stream_id in self._streams
+
+    # The QuicEngine stream calls, mapped onto aioquic (which slides its windows on arrival
+    # and allocates ids without waiting for credit).
+
+    def open_stream(self, is_unidirectional: bool = False) -> int | None:
+        return self.get_next_available_stream_id(is_unidirectional)
+
+    def send_capacity(self, stream_id: int) -> int:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return 0
+        return max(0, stream.max_stream_data_remote - stream.sender._buffer_stop)
+
+    def stream_consumed(self, stream_id: int, n: int, now: float) -> None:
+        pass
+
+    def stream_released(self, stream_id: int) -> None:
+        pass

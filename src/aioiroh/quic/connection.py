@@ -200,6 +200,26 @@ class IrohConnection(NatLayer):
         """Whether the stream is still tracked."""
         return stream_id in self.streams.streams
 
+    def send_capacity(self, stream_id: int) -> int:
+        """Bytes a writer may queue on a stream now: the peer's window left (0: wait)."""
+        return self.streams.send_capacity(stream_id)
+
+    def open_stream(self, is_unidirectional: bool = False) -> int | None:
+        """Open our next stream; None until the peer's MAX_STREAMS allows one more."""
+        return self.streams.open(is_unidirectional)
+
+    def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int:
+        """Open our next stream at once, even beyond the peer's credit (aioquic's name)."""
+        return self.streams.next_stream_id(is_unidirectional)
+
+    def stream_consumed(self, stream_id: int, n: int, now: float) -> None:
+        """The application read ``n`` bytes of a stream: receive credit follows reads."""
+        self.streams.consume(stream_id, n, now, self.smoothed_rtt)
+
+    def stream_released(self, stream_id: int) -> None:
+        """The application is done with a stream's receive side (see StreamManager.release)."""
+        self.streams.release(stream_id)
+
     def next_event(self) -> events.QuicEvent | None:
         """The next pending event, or None."""
         return self._events.popleft() if self._events else None

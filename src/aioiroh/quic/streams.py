@@ -6,8 +6,15 @@ whatever packet the connection is building. Per-stream send/receive buffers are 
 ``QuicStream`` unchanged; what aioquic keeps inside its monolithic connection (stream limits,
 connection- and stream-level windows, discarding finished streams) lives here.
 
-Windows slide instead of doubling: we grant ``window`` bytes beyond what the peer has sent once
-half of the previous grant is used, so a slow reader never lets the peer buffer without bound.
+Receive credit follows consumption (RFC 9000 §4.2): MAX_STREAM_DATA / MAX_DATA grant ``window``
+bytes beyond what the application has *read* (:meth:`StreamManager.consume`), once half of the
+previous grant is used, so a reader that stops reading stops the sender after one window; data
+buffered for a stream or a connection never exceeds its window. Windows are auto-tuned towards
+the path's bandwidth-delay product: when a grant was used up within two RTTs the sender was held
+back by the window, so the window doubles, up to a cap. Stream ids we open are allocated here
+too (:meth:`StreamManager.open`), only within the peer's MAX_STREAMS; the peer's streams count
+against our MAX_STREAMS until the application released them (:meth:`StreamManager.release`) and
+they are finished, and only then leave the table.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from aioquic.quic.packet import QuicStreamFrame
 from aioquic.quic.packet_builder import QuicDeliveryState
 from aioquic.quic.stream import FinalSizeError, QuicStream
 
+from ..errors import StreamError
 from .frames import (
     FrameType,
     MaxDataFrame,
@@ -32,7 +40,7 @@ from .frames import (
 )
 from .packet_writer import PacketSink
 
-__all__ = ["StreamManager"]
+__all__ = ["Stream", "StreamManager"]
 
 FLOW_CONTROL_ERROR: Final = 0x03
 STREAM_LIMIT_ERROR: Final = 0x04
@@ -44,6 +52,9 @@ _LIMIT_FRAME_CAPACITY: Final = 1 + 8
 _STREAM_LIMIT_FRAME_CAPACITY: Final = 1 + 8 + 8
 _RESET_FRAME_CAPACITY: Final = 1 + 8 + 8 + 8
 _STREAM_FRAME_OVERHEAD: Final = 1 + 8 + 8 + 2
+WINDOW_GROWTH_CAP: Final = 4
+"""Auto-tuning grows a receive window to at most this many times its initial size."""
+_MIN_RTT_FOR_TUNING: Final = 0.001
 
 
 def is_local(stream_id: int, is_client: bool) -> bool:
@@ -66,6 +77,35 @@ class _Limit:
         self.sent = value
 
 
+class Stream(QuicStream):
+    """aioquic's stream plus receive accounting: what the application read, the window."""
+
+    def __init__(
+        self,
+        *,
+        stream_id: int,
+        max_stream_data_local: int,
+        max_stream_data_remote: int,
+        readable: bool,
+        writable: bool,
+    ) -> None:
+        super().__init__(
+            stream_id=stream_id,
+            max_stream_data_local=max_stream_data_local,
+            max_stream_data_remote=max_stream_data_remote,
+            readable=readable,
+            writable=writable,
+        )
+        self.consumed = 0
+        """Bytes of the receive side the application has read (or that were discarded)."""
+        self.window = max_stream_data_local
+        """Receive window: credit granted beyond ``consumed``."""
+        self.window_at: float | None = None
+        """When the last MAX_STREAM_DATA was granted (auto-tuning)."""
+        self.released = not readable
+        """The application is done with the receive side: arriving data is credited at once."""
+
+
 class StreamManager:
     """All streams of one connection plus connection-level flow control in both directions."""
 
@@ -82,14 +122,19 @@ class StreamManager:
         """``max_*`` are the windows and stream counts we grant the peer."""
         self.is_client = is_client
         self._emit = emit
-        self.streams: dict[int, QuicStream] = {}
+        self.streams: dict[int, Stream] = {}
         # Streams with something to send, in service order (served ones go to the back).
-        self._queue: list[QuicStream] = []
+        self._queue: list[Stream] = []
         # Receive side: what we grant.
         self._data_window = max_data
         self._stream_window = max_stream_data
+        self._max_data_window = max_data * WINDOW_GROWTH_CAP
+        self._max_stream_window = max_stream_data * WINDOW_GROWTH_CAP
+        self._data_window_at: float | None = None
         self._local_max_data = _Limit(max_data)
         self._data_received = 0
+        # Bytes the application has read (or that were discarded), over all streams.
+        self._data_consumed = 0
         self._local_max_streams = {False: _Limit(max_streams_bidi), True: _Limit(max_streams_uni)}
         self._initial_max_streams = {False: max_streams_bidi, True: max_streams_uni}
         # Number of peer streams of each type opened so far (highest index + 1).
@@ -103,7 +148,7 @@ class StreamManager:
         self._remote_stream_data_uni = 0
         # Highest local stream index created per type (+1), to recognise discarded streams.
         self._local_opened = {False: 0, True: 0}
-        self._blocked: dict[bool, list[QuicStream]] = {False: [], True: []}
+        self._blocked: dict[bool, list[Stream]] = {False: [], True: []}
         self._pending_limits = False
 
     # -- peer parameters -------------------------------------------------------------------
@@ -152,37 +197,62 @@ class StreamManager:
 
     # -- local API -------------------------------------------------------------------------
 
-    def get_for_send(self, stream_id: int) -> QuicStream:
-        """The stream to write on, creating a local one; ``ValueError`` if we cannot send."""
+    def open(self, uni: bool) -> int | None:
+        """Open our next stream of a type; None while the peer's MAX_STREAMS allows no more."""
+        index = self._local_opened[uni]
+        if index >= self._remote_max_streams[uni]:
+            return None
+        sid = index * 4 + (2 if uni else 0) + (0 if self.is_client else 1)
+        self.get_for_send(sid)
+        return sid
+
+    def can_open(self, uni: bool) -> bool:
+        """Whether :meth:`open` would return a stream id now."""
+        return self._local_opened[uni] < self._remote_max_streams[uni]
+
+    def next_stream_id(self, uni: bool) -> int:
+        """Open our next stream even beyond the peer's credit (sent once credit comes).
+
+        For protocol layers that need an id synchronously (aioquic's HTTP/3).
+        """
+        sid = self._local_opened[uni] * 4 + (2 if uni else 0) + (0 if self.is_client else 1)
+        self.get_for_send(sid)
+        return sid
+
+    def get_for_send(self, stream_id: int) -> Stream:
+        """The stream to write on, creating a local one; :class:`StreamError` if we cannot."""
         stream = self.streams.get(stream_id)
         if stream is not None:
             if is_uni(stream_id) and not is_local(stream_id, self.is_client):
-                raise ValueError("cannot send on a peer's unidirectional stream")
+                raise StreamError("cannot send on a peer's unidirectional stream")
             return stream
         if not 0 <= stream_id < 2**62:
-            raise ValueError("invalid stream id")
+            raise StreamError(f"invalid stream id {stream_id}")
         uni = is_uni(stream_id)
         if not is_local(stream_id, self.is_client):
             if uni:
-                raise ValueError("cannot send on a peer's unidirectional stream")
+                raise StreamError("cannot send on a peer's unidirectional stream")
             if stream_id // 4 < self._peer_opened[uni]:
-                raise ValueError("stream is closed")
+                raise StreamError(f"stream {stream_id} is closed")
             return self._open_peer(stream_id)
         if stream_id // 4 < self._local_opened[uni]:
-            raise ValueError("stream is closed")
+            raise StreamError(f"stream {stream_id} is closed")
+        # Opening a stream opens every lower one of its type (RFC 9000 §3.2).
+        for index in range(self._local_opened[uni], stream_id // 4 + 1):
+            sid = index * 4 + (stream_id & 3)
+            stream = Stream(
+                stream_id=sid,
+                max_stream_data_local=0 if uni else self._stream_window,
+                max_stream_data_remote=self._send_window_for(sid),
+                readable=not uni,
+                writable=True,
+            )
+            self.streams[sid] = stream
+            if index >= self._remote_max_streams[uni]:
+                stream.is_blocked = True
+                self._blocked[uni].append(stream)
         self._local_opened[uni] = stream_id // 4 + 1
-        stream = QuicStream(
-            stream_id=stream_id,
-            max_stream_data_local=0 if uni else self._stream_window,
-            max_stream_data_remote=self._send_window_for(stream_id),
-            readable=not uni,
-            writable=True,
-        )
-        self.streams[stream_id] = stream
-        if stream_id // 4 >= self._remote_max_streams[uni]:
-            stream.is_blocked = True
-            self._blocked[uni].append(stream)
-        return stream
+        return self.streams[stream_id]
 
     def send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         """Queue stream data (``ValueError`` for a stream we cannot write)."""
@@ -198,12 +268,102 @@ class StreamManager:
         self._enqueue(stream)
 
     def stop(self, stream_id: int, error_code: int) -> None:
-        """Ask the peer to stop sending (STOP_SENDING); ``ValueError`` if unknown or send-only."""
+        """Ask the peer to stop sending (STOP_SENDING) and release the receive side.
+
+        :class:`StreamError` if the stream is unknown or send-only.
+        """
         stream = self.streams.get(stream_id)
         if stream is None or (is_uni(stream_id) and is_local(stream_id, self.is_client)):
-            raise ValueError("no receiving stream with this id")
-        stream.receiver.stop(error_code)
-        self._enqueue(stream)
+            raise StreamError("no receiving stream with this id")
+        if not stream.receiver.is_finished:
+            stream.receiver.stop(error_code)
+            self._enqueue(stream)
+        self.release(stream_id)
+
+    def consume(self, stream_id: int, n: int, now: float, rtt: float | None) -> None:
+        """The application read ``n`` bytes of a stream: grant credit for them.
+
+        Reading up to the final size releases the stream (see :meth:`release`).
+        """
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.released or n <= 0:
+            return
+        receiver = stream.receiver
+        n = min(n, receiver.highest_offset - stream.consumed)
+        stream.consumed += n
+        self._data_consumed += n
+        final = receiver._final_size
+        if final is not None and stream.consumed >= final:
+            self.release(stream_id)
+            return
+        if final is None and stream.max_stream_data_local - stream.consumed < stream.window // 2:
+            stream.window = self._tuned(
+                stream.window, stream.window_at, now, rtt, self._max_stream_window
+            )
+            stream.window_at = now
+            # The connection window stays ahead of any one stream's (quiche keeps 1.5x).
+            if self._data_window < stream.window * 3 // 2:
+                self._data_window = min(stream.window * 3 // 2, self._max_data_window)
+            stream.max_stream_data_local = stream.consumed + stream.window
+            self._enqueue(stream)
+        self._update_data_limit(now, rtt)
+
+    def release(self, stream_id: int) -> None:
+        """The application is done with a stream's receive side (read to the end, stopped,
+        or saw its reset): unread data is credited, and the stream leaves the table once
+        finished, giving the peer back one stream of credit if it opened it."""
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.released:
+            return
+        stream.released = True
+        self._discard_unread(stream)
+        self._update_data_limit(None, None)
+        if stream.is_finished:
+            self._discard(stream)
+
+    def _discard_unread(self, stream: Stream) -> None:
+        unread = stream.receiver.highest_offset - stream.consumed
+        if unread > 0:
+            stream.consumed += unread
+            self._data_consumed += unread
+
+    @staticmethod
+    def _tuned(
+        window: int, granted_at: float | None, now: float, rtt: float | None, cap: int
+    ) -> int:
+        # Half a window consumed within 2 RTTs of the last grant: the sender was window-limited.
+        if (
+            granted_at is not None
+            and rtt is not None
+            and now - granted_at < 2 * max(rtt, _MIN_RTT_FOR_TUNING)
+        ):
+            return min(window * 2, cap)
+        return window
+
+    def _update_data_limit(self, now: float | None, rtt: float | None) -> None:
+        limit = self._local_max_data
+        if limit.value - self._data_consumed < self._data_window // 2:
+            if now is not None:
+                self._data_window = self._tuned(
+                    self._data_window, self._data_window_at, now, rtt, self._max_data_window
+                )
+                self._data_window_at = now
+            limit.value = self._data_consumed + self._data_window
+            self._pending_limits = True
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet read by the application, over all streams."""
+        return self._data_received - self._data_consumed
+
+    def send_capacity(self, stream_id: int) -> int:
+        """Bytes that can be queued on a stream now without exceeding the peer's stream window
+        (the "writable" signal: a writer waits while this is 0)."""
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return 0
+        sender = stream.sender
+        return max(0, stream.max_stream_data_remote - int(sender._buffer_stop))
 
     def send_buffer_size(self, stream_id: int) -> int:
         """Bytes written to a stream and not yet acknowledged."""
@@ -213,29 +373,32 @@ class StreamManager:
         sender = stream.sender
         return int(sender._buffer_stop - sender._buffer_start)
 
-    def _enqueue(self, stream: QuicStream) -> None:
+    def _enqueue(self, stream: Stream) -> None:
         if stream not in self._queue:
             self._queue.append(stream)
 
     # -- receiving frames ------------------------------------------------------------------
 
-    def _open_peer(self, stream_id: int) -> QuicStream:
+    def _open_peer(self, stream_id: int) -> Stream:
         uni = is_uni(stream_id)
         index = stream_id // 4
         if index >= self._local_max_streams[uni].value:
             raise QuicProtocolViolation("stream limit exceeded", code=STREAM_LIMIT_ERROR)
+        # A peer stream opens every lower one of its type (RFC 9000 §3.2); the limit check
+        # above bounds how many this creates.
+        for lower in range(self._peer_opened[uni], index + 1):
+            sid = lower * 4 + (stream_id & 3)
+            self.streams[sid] = Stream(
+                stream_id=sid,
+                max_stream_data_local=self._stream_window,
+                max_stream_data_remote=self._send_window_for(sid),
+                readable=True,
+                writable=not uni,
+            )
         self._peer_opened[uni] = max(self._peer_opened[uni], index + 1)
-        stream = QuicStream(
-            stream_id=stream_id,
-            max_stream_data_local=self._stream_window,
-            max_stream_data_remote=self._send_window_for(stream_id),
-            readable=True,
-            writable=not uni,
-        )
-        self.streams[stream_id] = stream
-        return stream
+        return self.streams[stream_id]
 
-    def _get_for_receive(self, stream_id: int, frame_type: int) -> QuicStream | None:
+    def _get_for_receive(self, stream_id: int, frame_type: int) -> Stream | None:
         """The stream a received frame refers to; ``None`` if it was already discarded."""
         stream = self.streams.get(stream_id)
         if stream is not None:
@@ -285,22 +448,15 @@ class StreamManager:
             event = receiver.handle_frame(QuicStreamFrame(data=data, fin=fin, offset=offset))
         except FinalSizeError as exc:
             raise QuicProtocolViolation(str(exc), code=FINAL_SIZE_ERROR, frame_type=0x08) from None
-        if event is not None:
+        if stream.released:
+            # Nobody will read it (stopped or read to the end): credit it at once.
+            if grown > 0:
+                self._discard_unread(stream)
+                self._update_data_limit(None, None)
+        elif event is not None:
             self._emit(event)
-        if grown > 0:
-            self._update_receive_windows(stream)
-        if stream.is_finished:
+        if stream.is_finished and stream.released:
             self._discard(stream)
-
-    def _update_receive_windows(self, stream: QuicStream) -> None:
-        half = self._stream_window // 2
-        if stream.receiver.highest_offset + half > stream.max_stream_data_local:
-            stream.max_stream_data_local = stream.receiver.highest_offset + self._stream_window
-            self._enqueue(stream)
-        limit = self._local_max_data
-        if self._data_received + self._data_window // 2 > limit.value:
-            limit.value = self._data_received + self._data_window
-            self._pending_limits = True
 
     def on_reset_stream(self, frame: ResetStreamFrame) -> None:
         """RESET_STREAM: the peer abandoned its sending side."""
@@ -314,6 +470,16 @@ class StreamManager:
             return
         grown = frame.final_size - stream.receiver.highest_offset
         if grown > 0:
+            if frame.final_size > stream.max_stream_data_local:
+                raise QuicProtocolViolation(
+                    "final size beyond stream flow control", code=FLOW_CONTROL_ERROR, frame_type=4
+                )
+            if self._data_received + grown > self._local_max_data.value:
+                raise QuicProtocolViolation(
+                    "final size beyond connection flow control",
+                    code=FLOW_CONTROL_ERROR,
+                    frame_type=0x04,
+                )
             self._data_received += grown
         try:
             event = stream.receiver.handle_reset(
@@ -321,9 +487,12 @@ class StreamManager:
             )
         except FinalSizeError as exc:
             raise QuicProtocolViolation(str(exc), code=FINAL_SIZE_ERROR, frame_type=0x04) from None
-        if event is not None:
+        if stream.released:
+            self._discard_unread(stream)
+            self._update_data_limit(None, None)
+        elif event is not None:
             self._emit(event)
-        if stream.is_finished:
+        if stream.is_finished and stream.released:
             self._discard(stream)
 
     def on_stop_sending(self, frame: StopSendingFrame) -> None:
@@ -368,10 +537,15 @@ class StreamManager:
             )
         self._raise_remote_streams(not frame.bidi, frame.maximum)
 
-    def _discard(self, stream: QuicStream) -> None:
+    def _discard(self, stream: Stream) -> None:
         sid = _sid(stream)
         if self.streams.pop(sid, None) is None:
             return
+        self._discard_unread(stream)
+        if stream.is_blocked:
+            blocked = self._blocked[is_uni(sid)]
+            if stream in blocked:
+                blocked.remove(stream)
         if not is_local(sid, self.is_client):
             # Let the peer open one more stream of this type (RFC 9000 §4.6).
             uni = is_uni(sid)
@@ -406,7 +580,7 @@ class StreamManager:
                     if not stream.is_blocked and not stream.sender.buffer_is_empty:
                         self._write_stream(builder, stream)
                 finally:
-                    if stream.is_finished:
+                    if stream.is_finished and stream.released:
                         self._discard(stream)
                         self._queue = []
                     elif not _has_work(stream):
@@ -455,18 +629,20 @@ class StreamManager:
                 ):
                     sent.add(sid)
         finally:
-            keep: list[QuicStream] = []
-            back: list[QuicStream] = []
+            keep: list[Stream] = []
+            back: list[Stream] = []
             for stream in self._queue:
-                if stream.is_finished:
+                if stream.is_finished and stream.released:
                     self._discard(stream)
+                elif stream.is_finished:
+                    pass  # nothing left to send; waits for the application
                 elif _has_work(stream):
                     (back if _sid(stream) in sent else keep).append(stream)
             # Served streams go to the back: round robin between streams.
             keep.extend(back)
             self._queue = keep
 
-    def _write_stream(self, builder: PacketSink, stream: QuicStream) -> bool:
+    def _write_stream(self, builder: PacketSink, stream: Stream) -> bool:
         sender = stream.sender
         max_offset = min(
             sender.highest_offset + self.remote_max_data - self._data_sent,
@@ -530,27 +706,27 @@ class StreamManager:
             self._pending_limits = True
 
     def _on_data_delivery(
-        self, delivery: QuicDeliveryState, stream: QuicStream, start: int, stop: int, fin: bool
+        self, delivery: QuicDeliveryState, stream: Stream, start: int, stop: int, fin: bool
     ) -> None:
         stream.sender.on_data_delivery(delivery, start, stop, fin)
         self._after_delivery(delivery, stream)
 
-    def _on_reset_delivery(self, delivery: QuicDeliveryState, stream: QuicStream) -> None:
+    def _on_reset_delivery(self, delivery: QuicDeliveryState, stream: Stream) -> None:
         stream.sender.on_reset_delivery(delivery)
         self._after_delivery(delivery, stream)
 
-    def _on_stop_delivery(self, delivery: QuicDeliveryState, stream: QuicStream) -> None:
+    def _on_stop_delivery(self, delivery: QuicDeliveryState, stream: Stream) -> None:
         stream.receiver.on_stop_sending_delivery(delivery)
         self._after_delivery(delivery, stream)
 
-    def _after_delivery(self, delivery: QuicDeliveryState, stream: QuicStream) -> None:
+    def _after_delivery(self, delivery: QuicDeliveryState, stream: Stream) -> None:
         if delivery == QuicDeliveryState.ACKED:
-            if stream.is_finished:
+            if stream.is_finished and stream.released:
                 self._discard(stream)
         elif _sid(stream) in self.streams:
             self._enqueue(stream)  # lost: the sender re-marked the range as pending
 
-    def _on_stream_limit_delivery(self, delivery: QuicDeliveryState, stream: QuicStream) -> None:
+    def _on_stream_limit_delivery(self, delivery: QuicDeliveryState, stream: Stream) -> None:
         if delivery != QuicDeliveryState.ACKED and _sid(stream) in self.streams:
             stream.max_stream_data_local_sent = 0
             self._enqueue(stream)

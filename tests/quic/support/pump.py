@@ -10,6 +10,8 @@ from aioquic.quic import events
 from aioiroh.base.key import SecretKey
 from aioiroh.quic.connection import IrohConnection
 
+from . import app_reads
+
 CLIENT_ADDR = ("127.0.0.1", 1111)
 SERVER_ADDR = ("127.0.0.1", 2222)
 ALPN = b"aioiroh/pump/0"
@@ -51,6 +53,7 @@ class Pump:
     def _flush(self, name: str, conn: IrohConnection) -> None:
         while (ev := conn.next_event()) is not None:
             self.events[name].append(ev)
+            app_reads(conn, ev, self.now)
         for data, _addr in conn.datagrams_to_send(self.now):
             index = self.sent[name]
             self.sent[name] += 1
@@ -59,6 +62,7 @@ class Pump:
             self.in_flight.append((self.now + self.delay, name, data))
         while (ev := conn.next_event()) is not None:
             self.events[name].append(ev)
+            app_reads(conn, ev, self.now)
 
     def step(self) -> bool:
         """Deliver everything due next (or fire the next timer); False when idle."""
@@ -116,4 +120,5 @@ class Pump:
         for side, conn in (("client", self.client), ("server", self.server)):
             while conn is not None and (ev := conn.next_event()) is not None:
                 self.events[side].append(ev)
+                app_reads(conn, ev, self.now)
         return [e for e in self.events[name] if isinstance(e, kind)]

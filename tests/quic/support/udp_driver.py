@@ -19,6 +19,8 @@ from aioquic.quic.packet import QuicPacketType, pull_quic_header
 from aioiroh.base.key import PublicKey, SecretKey
 from aioiroh.quic.connection import IrohConnection
 
+from . import app_reads
+
 MAX_BATCH = 64
 """Datagrams processed before the driver sends and yields."""
 
@@ -154,6 +156,7 @@ class EngineDriver(asyncio.DatagramProtocol):
     def _events(self) -> None:
         assert self.conn is not None
         while (ev := self.conn.next_event()) is not None:
+            app_reads(self.conn, ev, self.loop.time())
             if isinstance(ev, events.HandshakeCompleted):
                 if not self.handshake.done():
                     self.handshake.set_result(None)
