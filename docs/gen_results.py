@@ -87,10 +87,14 @@ def _chart_matrix(matrices: list[Matrix], out: Path) -> None:
                 v = m.cells[(r, c)]
                 line.append(float(v.split()[1][:-1]) * 1000 if v.startswith("direct") else -1.0)
             grid.append(line)
-        ax.imshow([[0.0 if x < 0 else 1.0 for x in line] for line in grid], cmap="RdYlGn", vmin=0, vmax=1)
+        ax.imshow(
+            [[0.0 if x < 0 else 1.0 for x in line] for line in grid], cmap="RdYlGn", vmin=0, vmax=1
+        )
         for y, line in enumerate(grid):
             for x, v in enumerate(line):
-                ax.text(x, y, "relay" if v < 0 else f"{v:.0f} ms", ha="center", va="center", fontsize=7)
+                ax.text(
+                    x, y, "relay" if v < 0 else f"{v:.0f} ms", ha="center", va="center", fontsize=7
+                )
         ax.set_xticks(range(len(m.columns)), m.columns, fontsize=7)
         ax.set_yticks(range(len(rows)), rows, fontsize=7)
         ax.set_title(m.title.split("(")[0].strip(), fontsize=8)

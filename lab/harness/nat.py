@@ -8,7 +8,8 @@ The names follow iroh's tests:
   home router, port-restricted cone).
 - ``strict``: endpoint-dependent mapping with random ports (symmetric NAT).
 
-Design (see docs/internals/natlab-recipe.md §3): one ``table ip natlab`` per router. Mapping comes from
+Design (see docs/internals/natlab-recipe.md §3): one ``table ip natlab`` per router.
+Mapping comes from
 ``snat`` (Linux keeps the source port when it can, which gives EIM) or ``snat ... random``
 (EDM). Filtering is conntrack: only established/related flows come in from the WAN. ``open``
 additionally keeps a dynamic map ``public port -> inside ip . port`` filled from a filter chain

@@ -33,7 +33,9 @@ class AcceptError(IrohError):
 class ProtocolHandler(Protocol):
     """A protocol implementation: called with each accepted connection for its ALPN."""
 
-    async def accept(self, connection: Connection) -> None: ...
+    async def accept(self, connection: Connection) -> None:
+        """Handle one accepted connection of this handler's ALPN."""
+        ...
 
 
 Handler = ProtocolHandler | Callable[[Connection], Awaitable[None]]
@@ -69,6 +71,7 @@ class Router:
 
     @staticmethod
     def builder(endpoint: Endpoint) -> RouterBuilder:
+        """A :class:`RouterBuilder` for ``endpoint``: register handlers, then ``spawn()``."""
         return RouterBuilder(endpoint)
 
     def _start(self) -> None:
@@ -103,6 +106,7 @@ class Router:
 
     @property
     def is_shutdown(self) -> bool:
+        """True once :meth:`shutdown` has run."""
         return self._task is None or self._task.done()
 
     async def shutdown(self) -> None:

@@ -20,7 +20,7 @@ FENCE = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 def _blocks() -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
-    files = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
+    files = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
     for path in files:
         if "internals" in path.parts:
             continue  # research notes quote fragments, not programs

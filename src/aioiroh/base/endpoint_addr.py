@@ -181,14 +181,17 @@ class TransportAddr:
 
     @property
     def kind(self) -> Literal["relay", "ip"]:
+        """``"relay"`` or ``"ip"``."""
         return "relay" if self._relay is not None else "ip"
 
     @property
     def is_relay(self) -> bool:
+        """True for a relay URL."""
         return self._relay is not None
 
     @property
     def is_ip(self) -> bool:
+        """True for a direct IP address."""
         return self._ip is not None
 
     @property

@@ -107,9 +107,11 @@ class Signature:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Signature:
+        """A signature from its 64 bytes."""
         return cls(data)
 
     def to_bytes(self) -> bytes:
+        """The 64-byte Ed25519 signature."""
         return self._bytes
 
     def __bytes__(self) -> bytes:
@@ -161,6 +163,7 @@ class PublicKey:
         return cls(data)
 
     def to_bytes(self) -> bytes:
+        """The 32-byte Ed25519 public key."""
         return self._bytes
 
     def __bytes__(self) -> bytes:
@@ -168,6 +171,7 @@ class PublicKey:
 
     @property
     def as_bytes(self) -> bytes:
+        """The 32-byte Ed25519 public key (as Rust's ``as_bytes``)."""
         return self._bytes
 
     def to_z32(self) -> str:
@@ -206,6 +210,7 @@ class PublicKey:
             raise SignatureError("signature does not verify") from None
 
     def is_valid_signature(self, message: bytes, signature: Signature | bytes) -> bool:
+        """Whether ``signature`` is this key's Ed25519 signature of ``message``."""
         try:
             self.verify(message, signature)
         except (SignatureError, KeyParseError):
@@ -254,6 +259,7 @@ class SecretKey:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SecretKey:
+        """The secret key from its 32-byte Ed25519 seed."""
         return cls(data)
 
     @classmethod
@@ -262,6 +268,7 @@ class SecretKey:
         return cls(_parse_key_text(text))
 
     def to_bytes(self) -> bytes:
+        """The 32-byte Ed25519 seed; keep it secret."""
         return self._seed
 
     def public(self) -> PublicKey:
@@ -269,6 +276,7 @@ class SecretKey:
         return self._public
 
     def sign(self, message: bytes) -> Signature:
+        """The Ed25519 signature of ``message``."""
         return Signature(self._key.sign(message))
 
     @property

@@ -167,6 +167,7 @@ class Connection:
 
     @property
     def is_client(self) -> bool:
+        """True on the side that dialed."""
         return self._is_client
 
     @property
@@ -281,6 +282,7 @@ class Connection:
 
     @property
     def max_datagram_size(self) -> int:
+        """Largest datagram payload that fits the current path now."""
         settings = getattr(self._quic, "settings", None)
         size = getattr(settings, "max_datagram_size", 1200)
         return int(size) - _DATAGRAM_OVERHEAD
@@ -322,6 +324,7 @@ class Connection:
         return await asyncio.shield(self._closed)
 
     def close_reason(self) -> ConnectionLost | None:
+        """Why the connection closed (an aioiroh error), or None while it is open."""
         return self._error
 
     async def __aenter__(self) -> Connection:

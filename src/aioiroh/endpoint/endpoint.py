@@ -315,10 +315,12 @@ class Endpoint:
 
     @property
     def secret_key(self) -> SecretKey:
+        """This endpoint's secret key (its identity)."""
         return self._secret_key
 
     @property
     def state(self) -> EndpointState:
+        """Lifecycle state: bound, closing or closed."""
         return self._state
 
     def bound_sockets(self) -> list[tuple[str, int]]:
@@ -359,6 +361,7 @@ class Endpoint:
             await self._relay.online()
 
     def ticket(self) -> EndpointTicket:
+        """An :class:`EndpointTicket` for :meth:`addr`, to hand to a peer."""
         return EndpointTicket(self.addr())
 
     def set_alpns(self, alpns: Iterable[bytes]) -> None:
@@ -367,6 +370,7 @@ class Endpoint:
 
     @property
     def alpns(self) -> list[bytes]:
+        """The ALPNs this endpoint accepts, in preference order."""
         return list(self._alpns)
 
     # -- dialing ---------------------------------------------------------------------------

@@ -64,10 +64,12 @@ class RelayMode:
 
     @property
     def kind(self) -> RelayModeKind:
+        """Which mode this is: disabled, default, staging or custom."""
         return self._kind
 
     @property
     def is_disabled(self) -> bool:
+        """True when no relay is used."""
         return self._kind is RelayModeKind.DISABLED
 
     def relay_map(self) -> RelayMap:

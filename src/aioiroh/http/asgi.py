@@ -251,10 +251,12 @@ class AsgiServer:
 
     @property
     def active_requests(self) -> int:
+        """Requests being served now."""
         return len(self._requests)
 
     @property
     def connection_count(self) -> int:
+        """Open client connections."""
         return len(self._sessions)
 
     async def wait_idle(self, *, connections: bool = False) -> None:

@@ -197,6 +197,7 @@ class IrohTransport(httpx.AsyncBaseTransport):
     # -- requests --------------------------------------------------------------------------
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send one httpx request over HTTP/3 to the iroh endpoint in its URL's host."""
         if self._closed:
             raise RuntimeError("IrohTransport is closed")
         peer = peer_from_url(request.url)

@@ -95,6 +95,7 @@ class RelayMap:
         return self._relays.get(url if isinstance(url, RelayUrl) else RelayUrl(url))
 
     def is_empty(self) -> bool:
+        """True when the map holds no relay."""
         return not self._relays
 
     def with_relay(self, relay: RelayLike) -> RelayMap:
