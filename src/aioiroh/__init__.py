@@ -7,6 +7,7 @@ Quick use::
     send, recv = await conn.open_bi()
 """
 
+from ._version import __version__ as __version__
 from .address_lookup.base import AddressLookupError
 from .base import (
     AddrParseError,
@@ -29,8 +30,6 @@ from .errors import __all__ as _errors_all
 from .protocol import AcceptError, ProtocolHandler, Router, RouterBuilder
 from .relay.relay_map import RelayConfig, RelayMap
 from .socket.qad import QadError
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AcceptError",
