@@ -11,7 +11,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from lab.harness import Device, Host, Lab, LabError, LinkUnsupported, netem_available, sweep_stale
+from lab.harness import (
+    Device,
+    Host,
+    Lab,
+    LabError,
+    LinkUnsupported,
+    gather_all,
+    netem_available,
+    sweep_stale,
+)
 from lab.harness.netns import NS_PREFIX, delete_namespace, run
 from lab.harness.udpcheck import (
     NatCheck,
@@ -37,7 +46,7 @@ def _add_device(lab: Lab, kind: str) -> Device:
 async def test_each_nat_kind_behaves_as_named(lab: Lab) -> None:
     server = lab.host("probe", n_addrs=2)
     devices = {k: _add_device(lab, k) for k in KINDS}
-    results: list[NatCheck] = await asyncio.gather(
+    results: list[NatCheck] = await gather_all(
         *(natcheck(devices[k], server, port=41000 + 10 * i) for i, k in enumerate(KINDS))
     )
     by_kind = dict(zip(KINDS, results))
@@ -72,7 +81,7 @@ async def test_udp_hole_punch_matrix(lab: Lab) -> None:
     side_b = {k: _add_device(lab, k) for k in KINDS}
     pairs = [(a, b) for a in KINDS for b in KINDS]
     async with Rendezvous(relay) as rdv:
-        results = await asyncio.gather(
+        results = await gather_all(
             *(punch_pair(side_a[a], side_b[b], rdv, f"{a}-{b}") for a, b in pairs)
         )
     table = {pair: r.ok for pair, r in zip(pairs, results)}
