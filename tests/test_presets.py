@@ -202,3 +202,28 @@ async def test_a_custom_preset_connects_by_endpoint_id_alone(
         await asyncio.gather(task, return_exceptions=True)
         await client.close()
         await server.close()
+
+
+class _OwnPreset:
+    """A preset written from scratch: anything with the PresetLike methods works."""
+
+    def __init__(self, relay: str) -> None:
+        self.relay = relay
+
+    def resolve(self, environ: object = None) -> _OwnPreset:
+        return self
+
+    def relay_mode(self) -> RelayMode:
+        return RelayMode.custom([self.relay])
+
+    def address_lookup(self, secret_key: SecretKey) -> list[object]:
+        return []
+
+
+async def test_any_object_with_the_preset_methods_is_a_preset(relay_server: RelayServer) -> None:
+    ep = await Endpoint.bind(bind_addr="127.0.0.1:0", preset=_OwnPreset(relay_server.http_url))  # type: ignore[arg-type]
+    try:
+        await asyncio.wait_for(ep.online(), 10)
+        assert ep.home_relay is not None
+    finally:
+        await ep.close()

@@ -13,8 +13,8 @@ read then, as in Rust); every other call overrides or adds to it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..address_lookup.base import AddressLookup
 from ..address_lookup.services import AddressLookupServices
@@ -24,14 +24,33 @@ from ..socket.transports.relay import RelayTransportConfig
 from .relay_mode import RelayMode
 
 if TYPE_CHECKING:
-    from ..presets import Preset
     from .endpoint import Endpoint
 
-__all__ = ["EndpointBuilder", "apply_preset"]
+__all__ = ["EndpointBuilder", "PresetLike", "apply_preset"]
+
+
+class PresetLike(Protocol):
+    """What ``Endpoint.bind(preset=...)`` needs from a preset.
+
+    :class:`aioiroh.presets.Preset` is the ready-made one; any object with these methods
+    works too (e.g. one that builds its services differently).
+    """
+
+    def resolve(self, environ: Mapping[str, str] | None = None) -> PresetLike:
+        """The preset to use now (e.g. its staging variant when the environment asks)."""
+        ...
+
+    def relay_mode(self) -> RelayMode:
+        """The relays to use."""
+        ...
+
+    def address_lookup(self, secret_key: SecretKey) -> list[AddressLookup]:
+        """Fresh address lookup services for an endpoint with ``secret_key``."""
+        ...
 
 
 def apply_preset(
-    preset: Preset,
+    preset: PresetLike,
     secret_key: SecretKey,
     relay_mode: RelayMode | None,
     address_lookup: Iterable[AddressLookup] | AddressLookupServices | None,
@@ -54,7 +73,7 @@ class EndpointBuilder:
     :meth:`clear_address_lookup` drops them all.
     """
 
-    def __init__(self, preset: Preset | None = None) -> None:
+    def __init__(self, preset: PresetLike | None = None) -> None:
         self._preset = preset
         self._kwargs: dict[str, Any] = {}
         self._extra_lookup: list[AddressLookup] = []

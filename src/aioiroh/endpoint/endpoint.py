@@ -30,8 +30,7 @@ from .connection import Connection
 from .relay_mode import RelayMode
 
 if TYPE_CHECKING:
-    from ..presets import Preset
-    from .builder import EndpointBuilder
+    from .builder import EndpointBuilder, PresetLike
 
 __all__ = ["Endpoint", "EndpointState"]
 
@@ -100,7 +99,7 @@ class Endpoint:
         self._interface_addrs: list[tuple[str, int]] = []
 
     @classmethod
-    def builder(cls, preset: Preset | None = None) -> EndpointBuilder:
+    def builder(cls, preset: PresetLike | None = None) -> EndpointBuilder:
         """An :class:`~aioiroh.endpoint.builder.EndpointBuilder` starting from ``preset``
         (Rust's ``Endpoint::builder(presets::N0)``); finish it with ``await ....bind()``."""
         from .builder import EndpointBuilder
@@ -121,7 +120,7 @@ class Endpoint:
         address_lookup: Iterable[AddressLookup] | AddressLookupServices | None = None,
         nat_traversal: bool = True,
         hard_nat: bool = False,
-        preset: Preset | None = None,
+        preset: PresetLike | None = None,
     ) -> Endpoint:
         """Bind a new endpoint.
 
