@@ -338,3 +338,20 @@ async def test_run_json_returns_a_function_result_from_inside_the_namespace(lab:
     assert dev.iface in [name for _, name in ifaces]
     with pytest.raises(LabError):
         await dev.run_json("lab.harness._runner_missing:nothing")
+
+
+async def test_a_namespace_gets_its_own_hosts_and_resolv_conf(lab: Lab) -> None:
+    host = lab.host("relay")
+    dev = lab.device(router=lab.router(nat="open"))
+    dev.ns.write_etc("hosts", f"{host.ip} relay-a.box.test\n")
+    dev.ns.write_etc("resolv.conf", f"nameserver {host.ip}\n")
+    assert dev.ns.exec("getent", "hosts", "relay-a.box.test").split()[0] == host.ip
+    assert dev.ns.exec("cat", "/etc/resolv.conf").strip() == f"nameserver {host.ip}"
+    # Other namespaces (and the host) keep their own files.
+    assert "relay-a.box.test" not in host.ns.exec("cat", "/etc/hosts")
+    with pytest.raises(LabError):
+        dev.ns.write_etc("passwd", "")
+    folder = Path("/etc/netns") / dev.ns.name
+    assert folder.is_dir()
+    lab.close()
+    assert not folder.exists()
