@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench natlab clean
+.PHONY: demo test lint bench natlab clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m aioiroh.cli.demo
 
-test: $(STAMP)
+# System tools (nftables, iproute2) for the NAT lab: installed when root, else a clear stop.
+system-deps:
+	scripts/ensure-system-deps
+
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -30,7 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/dns_server.py
 	$(BIN)/python bench/http3.py
 
-natlab: $(STAMP)
+natlab: $(STAMP) system-deps
 	$(BIN)/python -m lab.natlab
 
 clean:

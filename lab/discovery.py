@@ -67,7 +67,7 @@ async def run_discovery_cell(
     server_nat: str, client_nat: str, lookup: Lookup, wait_direct: float
 ) -> DiscoveryResult:
     """One cell in a fresh lab: publish through our DNS server, connect by EndpointId."""
-    with Lab() as lab:
+    async with Lab() as lab:
         relay, url = await start_relay(lab)
         dns_host = lab.host("dns")
         dns = await dns_host.spawn_python(

@@ -69,7 +69,7 @@ async def run_cell(
     hard_nat: bool = False,
 ) -> CellResult:
     """One cell in a fresh lab. ``hard_nat``: aioiroh peers join the birthday attempt."""
-    with Lab() as lab:
+    async with Lab() as lab:
         relay, url = await start_relay(lab)
         srv_dev = lab.device(router=None if server_nat == "none" else lab.router(nat=server_nat))
         cli_dev = lab.device(router=None if client_nat == "none" else lab.router(nat=client_nat))

@@ -15,7 +15,7 @@ import asyncio
 import sys
 import time
 
-from lab.harness import NAT_KINDS, Lab, missing_prerequisites
+from lab.harness import NAT_KINDS, Lab, gather_all, gather_limited, missing_prerequisites
 from lab.harness.topology import Device
 from lab.harness.udpcheck import Rendezvous, natcheck, punch_expected, punch_pair
 
@@ -45,7 +45,7 @@ async def run_udp(out: list[str]) -> bool:
         side_a = {k: _device(lab, k) for k in NAT_KINDS}
         side_b = {k: _device(lab, k) for k in NAT_KINDS}
         built = time.monotonic() - t0
-        checks = await asyncio.gather(
+        checks = await gather_all(
             *(natcheck(side_a[k], server, port=40000 + 10 * i) for i, k in enumerate(NAT_KINDS))
         )
         rows = []
@@ -74,7 +74,7 @@ async def run_udp(out: list[str]) -> bool:
 
         pairs = [(a, b) for a in NAT_KINDS for b in NAT_KINDS]
         async with Rendezvous(server) as rdv:
-            results = await asyncio.gather(
+            results = await gather_all(
                 *(punch_pair(side_a[a], side_b[b], rdv, f"{a}-{b}") for a, b in pairs)
             )
         cells = dict(zip(pairs, results))
@@ -117,21 +117,19 @@ async def run_iroh(out: list[str], wait_direct: float = 2.0, concurrency: int = 
     """
     from lab.matrix import RUST_DIRECT_CELLS, run_cell
 
-    sem = asyncio.Semaphore(concurrency)
     t0 = time.monotonic()
 
     async def one(key: tuple[str, str, str, str]):  # type: ignore[no-untyped-def]
-        async with sem:
-            if key[2] == "hard":
-                return key, await run_cell(
-                    key[0], key[1], "ours", "ours", wait_direct=HARD_WAIT, hard_nat=True
-                )
-            return key, await run_cell(*key, wait_direct=wait_direct)
+        if key[2] == "hard":
+            return key, await run_cell(
+                key[0], key[1], "ours", "ours", wait_direct=HARD_WAIT, hard_nat=True
+            )
+        return key, await run_cell(*key, wait_direct=wait_direct)
 
     hard = [(s, c) for s in NAT_KINDS for c in NAT_KINDS if (s, c) not in RUST_DIRECT_CELLS]
     keys = [(s, c, "hard", "hard") for s, c in hard]
     keys += [(s, c, ps, pc) for _, ps, pc in IROH_PAIRINGS for s in NAT_KINDS for c in NAT_KINDS]
-    results = dict(await asyncio.gather(*(one(k) for k in keys)))
+    results = dict(await gather_limited(one, keys, concurrency))
     ok = True
     for title, ps, pc in IROH_PAIRINGS:
         rows = []

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
+
+# The CLI defaults to n0's public network; every aioiroh child process of the suite inherits
+# this and uses the local "minimal" preset instead unless a test passes settings explicitly.
+os.environ["AIOIROH_DEFAULT_PRESET"] = "minimal"
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +33,7 @@ async def _no_leaked_tasks():
 
 # Fixture modules, one per area, each owned by the code it tests.
 pytest_plugins = [
+    "tests.support.netguard",
     "tests.support.oracle",
     "tests.support.relay",
     "tests.support.dns",

@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "socket": 5,
     "endpoint": 6,
     "protocol": 7,
+    "presets": 7,
     "http": 8,
     "gossip": 8,
     "relay_server": 8,

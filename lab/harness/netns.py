@@ -43,6 +43,9 @@ MAX_LINE_BYTES = 1 << 20
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUIRED_TOOLS = ("ip", "nft", "tc")
+# ``ip netns exec NAME`` bind-mounts /etc/netns/NAME/FILE over /etc/FILE for the command.
+ETC_NETNS = Path("/etc/netns")
+ETC_FILES = ("hosts", "resolv.conf")
 
 
 class LabError(RuntimeError):
@@ -105,6 +108,8 @@ def delete_namespace(name: str) -> None:
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid), 9)
     run(["ip", "netns", "del", name], check=False)
+    # Per-namespace /etc files (see Namespace.write_etc) go with the namespace.
+    shutil.rmtree(ETC_NETNS / name, ignore_errors=True)
 
 
 def sweep_stale() -> list[str]:
@@ -166,6 +171,18 @@ class Namespace:
         """Set sysctls (``net.ipv4.ip_forward`` is spelled ``net__ipv4__ip_forward``)."""
         pairs = [f"{k.replace('__', '.')}={v}" for k, v in values.items()]
         self.exec("sysctl", "-qw", *pairs)
+
+    def write_etc(self, filename: str, text: str) -> None:
+        """Give processes started in this namespace their own ``/etc/FILENAME``.
+
+        Only ``hosts`` and ``resolv.conf`` (so lab names resolve to lab addresses and lab
+        processes ask the lab's DNS server); removed again with the namespace.
+        """
+        if filename not in ETC_FILES:
+            raise LabError(f"not a per-namespace /etc file: {filename!r}")
+        folder = ETC_NETNS / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / filename).write_text(text)
 
     def nft(self, ruleset: str) -> None:
         """Load an nftables script (``nft -f -``) inside the namespace."""

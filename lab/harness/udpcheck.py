@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from .batch import gather_all
 from .topology import Device, Host
 
 Addr = tuple[str, int]
@@ -285,7 +286,7 @@ async def punch_pair(a: Device, b: Device, rendezvous: Rendezvous, pair: str) ->
             if res.ok:
                 done.set()
 
-        await asyncio.gather(
+        await gather_all(
             _punch_side(sa, rendezvous.addr, pair, "a", res.a, done, on_ack),
             _punch_side(sb, rendezvous.addr, pair, "b", res.b, done, on_ack),
         )

@@ -11,7 +11,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from lab.harness import Device, Host, Lab, LabError, LinkUnsupported, netem_available, sweep_stale
+from lab.harness import (
+    Device,
+    Host,
+    Lab,
+    LabError,
+    LinkUnsupported,
+    gather_all,
+    netem_available,
+    sweep_stale,
+)
 from lab.harness.netns import NS_PREFIX, delete_namespace, run
 from lab.harness.udpcheck import (
     NatCheck,
@@ -37,7 +46,7 @@ def _add_device(lab: Lab, kind: str) -> Device:
 async def test_each_nat_kind_behaves_as_named(lab: Lab) -> None:
     server = lab.host("probe", n_addrs=2)
     devices = {k: _add_device(lab, k) for k in KINDS}
-    results: list[NatCheck] = await asyncio.gather(
+    results: list[NatCheck] = await gather_all(
         *(natcheck(devices[k], server, port=41000 + 10 * i) for i, k in enumerate(KINDS))
     )
     by_kind = dict(zip(KINDS, results))
@@ -72,7 +81,7 @@ async def test_udp_hole_punch_matrix(lab: Lab) -> None:
     side_b = {k: _add_device(lab, k) for k in KINDS}
     pairs = [(a, b) for a in KINDS for b in KINDS]
     async with Rendezvous(relay) as rdv:
-        results = await asyncio.gather(
+        results = await gather_all(
             *(punch_pair(side_a[a], side_b[b], rdv, f"{a}-{b}") for a, b in pairs)
         )
     table = {pair: r.ok for pair, r in zip(pairs, results)}
@@ -329,3 +338,20 @@ async def test_run_json_returns_a_function_result_from_inside_the_namespace(lab:
     assert dev.iface in [name for _, name in ifaces]
     with pytest.raises(LabError):
         await dev.run_json("lab.harness._runner_missing:nothing")
+
+
+async def test_a_namespace_gets_its_own_hosts_and_resolv_conf(lab: Lab) -> None:
+    host = lab.host("relay")
+    dev = lab.device(router=lab.router(nat="open"))
+    dev.ns.write_etc("hosts", f"{host.ip} relay-a.box.test\n")
+    dev.ns.write_etc("resolv.conf", f"nameserver {host.ip}\n")
+    assert dev.ns.exec("getent", "hosts", "relay-a.box.test").split()[0] == host.ip
+    assert dev.ns.exec("cat", "/etc/resolv.conf").strip() == f"nameserver {host.ip}"
+    # Other namespaces (and the host) keep their own files.
+    assert "relay-a.box.test" not in host.ns.exec("cat", "/etc/hosts")
+    with pytest.raises(LabError):
+        dev.ns.write_etc("passwd", "")
+    folder = Path("/etc/netns") / dev.ns.name
+    assert folder.is_dir()
+    lab.close()
+    assert not folder.exists()

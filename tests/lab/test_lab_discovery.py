@@ -14,11 +14,9 @@ can neither publish to nor resolve from the lab's DNS server.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from lab.discovery import LOOKUPS, DiscoveryResult, Lookup, run_discovery_cell
-from lab.harness import missing_prerequisites
+from lab.harness import LabError, gather_all, run_lab
 
 pytestmark = [pytest.mark.netns]
 
@@ -32,7 +30,7 @@ Key = tuple[str, str, Lookup]
 
 async def _run_all() -> dict[Key, DiscoveryResult]:
     keys = [(s, c, lookup) for (s, c) in CELLS for lookup in LOOKUPS]
-    results = await asyncio.gather(
+    results = await gather_all(
         *(run_discovery_cell(s, c, lookup, wait_direct=WAIT_DIRECT) for (s, c, lookup) in keys)
     )
     return dict(zip(keys, results))
@@ -40,11 +38,12 @@ async def _run_all() -> dict[Key, DiscoveryResult]:
 
 @pytest.fixture(scope="module")
 def cells() -> dict[Key, DiscoveryResult]:
-    problems = missing_prerequisites()
-    if problems:
-        pytest.fail("NAT lab unavailable: " + "; ".join(problems))
-    # A module-scoped fixture can't use the per-test event loop; run the batch on its own.
-    return asyncio.run(asyncio.wait_for(_run_all(), 150))
+    # A module-scoped fixture can't use the per-test event loop; run the batch on its own,
+    # after checking the lab can run at all.
+    try:
+        return run_lab(_run_all(), 150)
+    except LabError as exc:
+        pytest.fail(str(exc))
 
 
 def _host(addr: str) -> str:

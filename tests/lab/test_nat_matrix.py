@@ -19,10 +19,8 @@ parametrised tests then report one result per cell.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from lab.harness import NAT_KINDS
+from lab.harness import NAT_KINDS, LabError, gather_limited, run_lab
 from lab.matrix import RUST_DIRECT_CELLS, CellResult, run_cell
 
 from aioiroh.socket.hard_nat import DEFAULT_SOCKETS, DEFAULT_SPRAY, MAX_TARGETS
@@ -44,25 +42,26 @@ Key = tuple[str, str, str, str]
 
 
 async def _run_all() -> dict[Key, CellResult]:
-    sem = asyncio.Semaphore(CONCURRENCY)
-
     async def one(key: Key) -> tuple[Key, CellResult]:
-        async with sem:
-            if key[2] == "hard":
-                return key, await run_cell(
-                    key[0], key[1], "ours", "ours", wait_direct=WAIT_HARD, hard_nat=True
-                )
-            return key, await run_cell(*key, wait_direct=WAIT_DIRECT)
+        if key[2] == "hard":
+            return key, await run_cell(
+                key[0], key[1], "ours", "ours", wait_direct=WAIT_HARD, hard_nat=True
+            )
+        return key, await run_cell(*key, wait_direct=WAIT_DIRECT)
 
     keys = [(s, c, "hard", "hard") for (s, c) in HARD_CELLS]
     keys += [(s, c, ps, pc) for (s, c) in CELLS for (ps, pc) in PAIRINGS]
-    return dict(await asyncio.gather(*(one(k) for k in keys)))
+    return dict(await gather_limited(one, keys, CONCURRENCY))
 
 
 @pytest.fixture(scope="module")
 def matrix() -> dict[Key, CellResult]:
-    # A module-scoped fixture can't use the per-test event loop; run the batch on its own.
-    return asyncio.run(asyncio.wait_for(_run_all(), 600))
+    # A module-scoped fixture can't use the per-test event loop; run the batch on its own,
+    # after checking the lab can run at all (a missing tool fails here, at once).
+    try:
+        return run_lab(_run_all(), 600)
+    except LabError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.mark.timeout(700)

@@ -83,3 +83,91 @@ def emit(as_json: bool, obj: dict[str, Any], text: str) -> None:
 def note(text: str) -> None:
     """Human messages go to stderr so stdout stays clean for data."""
     click.echo(text, err=True)
+
+
+# --- Presets: which network an endpoint command reaches (self-contained block) -------------
+# The CLI uses n0's public network by default, as dumbpipe and sendme do; the library's bare
+# Endpoint.bind() stays local. AIOIROH_DEFAULT_PRESET changes the default (the test suite sets
+# it to "minimal" so no child process can reach the internet by accident).
+DEFAULT_PRESET_ENV = "AIOIROH_DEFAULT_PRESET"
+
+
+def default_preset_name() -> str:
+    """The preset used without ``--preset``: $AIOIROH_DEFAULT_PRESET, else ``n0``."""
+    return os.environ.get(DEFAULT_PRESET_ENV) or "n0"
+
+
+def preset_options(f: Any) -> Any:
+    """The preset block: ``--preset``, ``--relay``, ``--dns-origin/-server``, ``--pkarr-relay``."""
+    from ..presets import PRESETS
+
+    options = [
+        click.option(
+            "--preset",
+            "preset_name",
+            type=click.Choice(list(PRESETS)),
+            default=None,
+            help="Network to use: n0's public relays and discovery (n0, the default), the same "
+            "without relays (n0-no-relay), or nothing beyond this machine (minimal).",
+        ),
+        click.option(
+            "--relay",
+            "relays",
+            multiple=True,
+            metavar="URL",
+            help="Relay URL (repeatable), replacing the preset's relays; 'disabled' for none.",
+        ),
+        click.option(
+            "--dns-origin",
+            default=None,
+            metavar="ORIGIN",
+            help="Look endpoints up in DNS under ORIGIN ('none' to turn DNS lookup off).",
+        ),
+        click.option(
+            "--dns-server",
+            default=None,
+            metavar="IP:PORT",
+            help="DNS server for --dns-origin lookups (default: the system's resolvers).",
+        ),
+        click.option(
+            "--pkarr-relay",
+            default=None,
+            metavar="URL",
+            help="pkarr relay to publish to and resolve from ('none' to turn pkarr off).",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def preset_from(
+    preset_name: str | None,
+    relays: tuple[str, ...] = (),
+    dns_origin: str | None = None,
+    dns_server: str | None = None,
+    pkarr_relay: str | None = None,
+) -> Any:
+    """The :class:`~aioiroh.presets.Preset` the preset options describe (resolved now)."""
+    from ..base.endpoint_addr import parse_socket_addr
+    from ..errors import IrohError
+    from ..presets import by_name
+
+    try:
+        base = by_name(preset_name or default_preset_name()).resolve()
+        changes: dict[str, Any] = {}
+        if relays:
+            urls = tuple(r for r in relays if r != "disabled")
+            if urls and len(urls) != len(relays):
+                raise click.BadParameter("'disabled' cannot be combined with relay URLs")
+            changes["relays"] = urls
+        if dns_origin is not None:
+            changes["dns_origin"] = None if dns_origin == "none" else dns_origin
+        if dns_server is not None:
+            addr = parse_socket_addr(dns_server)
+            changes["dns_nameserver"] = (str(addr[0]), addr[1])
+        if pkarr_relay is not None:
+            changes["pkarr_relay"] = None if pkarr_relay == "none" else pkarr_relay
+        return base.replace(**changes) if changes else base
+    except IrohError as exc:
+        raise click.BadParameter(str(exc)) from None

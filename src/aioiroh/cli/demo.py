@@ -20,9 +20,12 @@ from ..endpoint.connection import Connection
 from ..endpoint.endpoint import Endpoint
 from ..endpoint.relay_mode import RelayMode
 from ..errors import IrohError
+from ..presets import Minimal
 from ..relay_server import RelayServer, ServerConfig
 
 ALPN = b"aioiroh/demo-echo/0"
+# Explicitly local: the demo's relay on 127.0.0.1 and nothing on the internet.
+LOCAL = Minimal
 console = Console(highlight=False)
 
 
@@ -140,7 +143,7 @@ async def _http_part(mode: RelayMode, client: Endpoint) -> None:
 
     from ..http import IrohTransport, serve
 
-    web = await Endpoint.bind(bind_addr="127.0.0.1:0", relay_mode=mode)
+    web = await Endpoint.bind(bind_addr="127.0.0.1:0", preset=LOCAL, relay_mode=mode)
     server = asyncio.create_task(serve(_page, web, lifespan="off"))
     try:
         await asyncio.wait_for(web.online(), 10)
@@ -164,8 +167,10 @@ async def main() -> None:
     url = relay.http_url
     console.print(f"[bold]aioiroh demo[/bold]: local relay at {url}")
     mode = RelayMode.custom([url])
-    server = await Endpoint.bind(alpns=[ALPN], bind_addr="127.0.0.1:0", relay_mode=mode)
-    client = await Endpoint.bind(bind_addr="127.0.0.1:0", relay_mode=mode)
+    server = await Endpoint.bind(
+        alpns=[ALPN], bind_addr="127.0.0.1:0", preset=LOCAL, relay_mode=mode
+    )
+    client = await Endpoint.bind(bind_addr="127.0.0.1:0", preset=LOCAL, relay_mode=mode)
     serve = asyncio.create_task(_serve(server))
     try:
         await asyncio.wait_for(asyncio.gather(server.online(), client.online()), 10)

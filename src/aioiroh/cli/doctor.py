@@ -7,7 +7,8 @@ service, asked from one UDP socket), and a NAT guess from those answers. Probes 
 answer say "not available" rather than guessing; adding one means writing a coroutine and
 listing it in ``PROBES``.
 
-Only the relays given with ``--relay`` are contacted; with none, the report is local only.
+The relays contacted are the preset's (n0's by default, as for ``listen``) or those given
+with ``--relay``; with ``--preset minimal`` or ``--relay disabled`` the report is local only.
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ import click
 from ..base.endpoint_addr import parse_socket_addr
 from ..base.key import SecretKey
 from ..endpoint.endpoint import Endpoint
+from ..endpoint.relay_mode import RelayMode
 from ..errors import IrohError
+from ..presets import Preset
 from ..relay.relay_map import DEFAULT_RELAY_QUIC_PORT
 from ..socket.interfaces import local_addresses
 from ..socket.qad import QadError
 from ..socket.qad import probe_qad as qad_ask
 from ..socket.socket import MagicSocket
-from ._common import emit, json_option, key_option, relay_mode_from, relay_option
+from ._common import emit, json_option, key_option, preset_from, preset_options
 from .pipe import bind_option, run_main, secret_key_from
 
 NOT_AVAILABLE: Final = "not available"
@@ -143,7 +146,7 @@ async def probe_home_relay(ctx: Context) -> dict[str, Any]:
         ep = await Endpoint.bind(
             secret_key_from(ctx.key_file),
             bind_addr=ctx.bind,
-            relay_mode=relay_mode_from(ctx.relays),
+            relay_mode=RelayMode.custom(ctx.relays),
         )
     except (IrohError, ValueError, OSError) as exc:
         return {"home_relay": None, "error": f"cannot bind endpoint: {exc}"}
@@ -302,23 +305,22 @@ async def build_report(ctx: Context) -> dict[str, Any]:
 
 
 async def _doctor(
-    relays: tuple[str, ...],
+    preset: Preset,
     key_file: Path | None,
     bind: str,
     as_json: bool,
     qad_port: int = DEFAULT_RELAY_QUIC_PORT,
 ) -> int:
-    report = await build_report(
-        Context(tuple(r for r in relays if r != "disabled"), key_file, bind, qad_port=qad_port)
-    )
-    emit(as_json, report, render(report))
+    report = await build_report(Context(preset.relays, key_file, bind, qad_port=qad_port))
+    report["preset"] = preset.to_json()
+    emit(as_json, report, f"{render(report)}\n  preset: {preset.name}")
     return 0
 
 
 @click.command("doctor")
 @key_option
 @bind_option
-@relay_option
+@preset_options
 @json_option
 @click.option(
     "--qad-port",
@@ -328,10 +330,22 @@ async def _doctor(
     help="UDP port of the relays' QUIC address discovery service.",
 )
 def doctor_command(
-    secret_key_file: Path | None, bind: str, relays: tuple[str, ...], as_json: bool, qad_port: int
+    secret_key_file: Path | None,
+    bind: str,
+    preset_name: str | None,
+    relays: tuple[str, ...],
+    dns_origin: str | None,
+    dns_server: str | None,
+    pkarr_relay: str | None,
+    as_json: bool,
+    qad_port: int,
 ) -> None:
-    """Report relays, home relay, addresses and reachability (paste it into a bug)."""
-    run_main(_doctor(relays, secret_key_file, bind, as_json, qad_port))
+    """Report relays, home relay, addresses and reachability (paste it into a bug).
+
+    Reports against the preset's relays (n0's by default) or those given with --relay.
+    """
+    preset = preset_from(preset_name, relays, dns_origin, dns_server, pkarr_relay)
+    run_main(_doctor(preset, secret_key_file, bind, as_json, qad_port))
 
 
 commands: list[click.Command] = [doctor_command]

@@ -14,6 +14,7 @@ from ..base.ticket import EndpointTicket
 from ..endpoint.connection import Connection
 from ..endpoint.endpoint import Endpoint
 from ..errors import IrohError
+from ..presets import Preset
 from ._common import (
     DEFAULT_KEY_FILE,
     emit,
@@ -22,12 +23,14 @@ from ._common import (
     key_option,
     load_or_create_key,
     note,
-    relay_mode_from,
-    relay_option,
+    preset_from,
+    preset_options,
 )
 
 DEFAULT_ALPN = "aioiroh/echo/0"
 MAX_MESSAGE = 64 * 1024 * 1024
+# How long listen waits for its home relay before printing a ticket without one.
+ONLINE_WAIT = 10.0
 
 
 @click.command("id")
@@ -83,7 +86,7 @@ async def _listen(
     key_file: Path | None,
     alpn: str,
     bind: str,
-    relays: tuple[str, ...],
+    preset: Preset,
     mode: str,
     as_json: bool,
     *,
@@ -93,13 +96,25 @@ async def _listen(
         load_or_create_key(key_file),
         alpns=[alpn.encode()],
         bind_addr=bind,
-        relay_mode=relay_mode_from(relays),
+        preset=preset,
         hard_nat=hard_nat,
     )
     tasks: set[asyncio.Task[None]] = set()
     try:
+        # The ticket should carry the home relay: wait for it (bounded).
+        try:
+            await asyncio.wait_for(ep.online(), ONLINE_WAIT)
+        except TimeoutError:
+            note(f"no home relay after {ONLINE_WAIT:.0f} s; the ticket has direct addresses only")
         ticket = str(ep.ticket())
-        emit(as_json, {"event": "listening", "endpoint_id": str(ep.id), "ticket": ticket}, ticket)
+        event = {
+            "event": "listening",
+            "endpoint_id": str(ep.id),
+            "ticket": ticket,
+            "home_relay": str(ep.home_relay) if ep.home_relay else None,
+            "config": preset.to_json(),
+        }
+        emit(as_json, event, ticket)
         note(f"endpoint {ep.id}\nconnect with:\n  aioiroh connect {ticket}")
         while True:
             conn = await ep.accept()
@@ -127,21 +142,38 @@ async def _listen(
     show_default=True,
     help="Echo each stream back, or print what arrives.",
 )
-@relay_option
+@preset_options
 @hard_nat_option
+@click.option(
+    "--print-config",
+    is_flag=True,
+    help="Print the resolved network configuration (JSON) and exit without binding.",
+)
 @json_option
 def listen_command(
     secret_key_file: Path | None,
     alpn: str,
     bind: str,
     mode: str,
+    preset_name: str | None,
     relays: tuple[str, ...],
+    dns_origin: str | None,
+    dns_server: str | None,
+    pkarr_relay: str | None,
     hard_nat: bool,
+    print_config: bool,
     as_json: bool,
 ) -> None:
-    """Accept connections; prints a ticket to give to `aioiroh connect`."""
+    """Accept connections; prints a ticket to give to `aioiroh connect`.
+
+    Uses n0's public relays and discovery unless told otherwise (--preset, --relay, ...).
+    """
+    preset = preset_from(preset_name, relays, dns_origin, dns_server, pkarr_relay)
+    if print_config:
+        emit(True, {"event": "config", "config": preset.to_json()}, "")
+        return
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_listen(secret_key_file, alpn, bind, relays, mode, as_json, hard_nat=hard_nat))
+        asyncio.run(_listen(secret_key_file, alpn, bind, preset, mode, as_json, hard_nat=hard_nat))
 
 
 async def _connect(
@@ -149,7 +181,7 @@ async def _connect(
     key_file: Path | None,
     alpn: str,
     message: str | None,
-    relays: tuple[str, ...],
+    preset: Preset,
     as_json: bool,
     timeout: float,
     *,
@@ -163,7 +195,7 @@ async def _connect(
     ep = await Endpoint.bind(
         load_or_create_key(key_file),
         bind_addr="0.0.0.0:0",
-        relay_mode=relay_mode_from(relays),
+        preset=preset,
         hard_nat=hard_nat,
     )
     try:
@@ -213,7 +245,7 @@ async def _connect(
 @click.option("--alpn", default=DEFAULT_ALPN, show_default=True)
 @click.option("-m", "--message", default=None, help="Message to send (default: stdin).")
 @click.option("--timeout", default=10.0, show_default=True, help="Connect timeout in seconds.")
-@relay_option
+@preset_options
 @hard_nat_option
 @json_option
 def connect_command(
@@ -222,14 +254,22 @@ def connect_command(
     alpn: str,
     message: str | None,
     timeout: float,
+    preset_name: str | None,
     relays: tuple[str, ...],
+    dns_origin: str | None,
+    dns_server: str | None,
+    pkarr_relay: str | None,
     hard_nat: bool,
     as_json: bool,
 ) -> None:
-    """Connect to TICKET, send a message (or stdin), print the reply, RTT and path."""
+    """Connect to TICKET, send a message (or stdin), print the reply, RTT and path.
+
+    Uses n0's public relays and discovery unless told otherwise (--preset, --relay, ...).
+    """
+    preset = preset_from(preset_name, relays, dns_origin, dns_server, pkarr_relay)
     asyncio.run(
         _connect(
-            ticket, secret_key_file, alpn, message, relays, as_json, timeout, hard_nat=hard_nat
+            ticket, secret_key_file, alpn, message, preset, as_json, timeout, hard_nat=hard_nat
         )
     )
 

@@ -8,7 +8,7 @@ import enum
 import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..address_lookup.base import AddressLookup
 from ..address_lookup.services import AddressLookupServices
@@ -28,6 +28,9 @@ from ..socket.transports.relay import RelayTransport, RelayTransportConfig
 from ..util.watch import Watchable
 from .connection import Connection
 from .relay_mode import RelayMode
+
+if TYPE_CHECKING:
+    from .builder import EndpointBuilder, PresetLike
 
 __all__ = ["Endpoint", "EndpointState"]
 
@@ -96,6 +99,14 @@ class Endpoint:
         self._interface_addrs: list[tuple[str, int]] = []
 
     @classmethod
+    def builder(cls, preset: PresetLike | None = None) -> EndpointBuilder:
+        """An :class:`~aioiroh.endpoint.builder.EndpointBuilder` starting from ``preset``
+        (Rust's ``Endpoint::builder(presets::N0)``); finish it with ``await ....bind()``."""
+        from .builder import EndpointBuilder
+
+        return EndpointBuilder(preset)
+
+    @classmethod
     async def bind(
         cls,
         secret_key: SecretKey | None = None,
@@ -109,6 +120,7 @@ class Endpoint:
         address_lookup: Iterable[AddressLookup] | AddressLookupServices | None = None,
         nat_traversal: bool = True,
         hard_nat: bool = False,
+        preset: PresetLike | None = None,
     ) -> Endpoint:
         """Bind a new endpoint.
 
@@ -126,7 +138,16 @@ class Endpoint:
         bounded burst of probes from 384 extra sockets and to 2048 random ports per public
         peer IP, which can connect a strict (symmetric) NAT to a port-keeping one. Off by
         default: it is aggressive towards the peer's NAT, and Rust iroh has no counterpart.
+        ``preset``: relays and address lookup from an :mod:`aioiroh.presets` preset (e.g.
+        ``N0``); ``relay_mode`` and ``address_lookup`` given as well replace its parts.
         """
+        if preset is not None:
+            from .builder import apply_preset
+
+            secret_key = secret_key or SecretKey.generate()
+            relay_mode, address_lookup = apply_preset(
+                preset, secret_key, relay_mode, address_lookup
+            )
         ep = cls(secret_key or SecretKey.generate(), alpns, relay_mode or RelayMode.disabled())
         ep._socket = MagicSocket(
             ep._secret_key,
