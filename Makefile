@@ -3,8 +3,11 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# A failing command before a `| tee` must fail the target.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 
-.PHONY: demo test lint bench natlab clean system-deps
+.PHONY: demo test test-pythons lint docs bench natlab clean system-deps fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,21 +24,34 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
+	$(MAKE) test-pythons
+
+# The fast subset on the other supported Pythons (3.12, 3.13), each in its own nox venv.
+test-pythons: $(STAMP)
+	$(BIN)/nox -s fast
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench lab
 	$(BIN)/ruff check src tests bench lab
 	$(BIN)/mypy
+	$(BIN)/mypy --strict examples/typed_client.py
+
+# The documentation site in site/; the results page is generated from docs/results/*.txt.
+docs: $(STAMP)
+	$(BIN)/python docs/gen_results.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: $(STAMP)
-	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/throughput.py | tee docs/results/bench.txt.new
+	mv docs/results/bench.txt.new docs/results/bench.txt
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/relay.py
 	$(BIN)/python bench/dns_server.py
 	$(BIN)/python bench/http3.py
 
 natlab: $(STAMP) system-deps
-	$(BIN)/python -m lab.natlab
+	$(BIN)/python -m lab.natlab | tee docs/results/natlab.txt.new
+	mv docs/results/natlab.txt.new docs/results/natlab.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-iroh035 .nox site .pytest_cache .mypy_cache .ruff_cache
