@@ -6,13 +6,29 @@ An interpreter that is missing fails the session (no silent skips): install it w
 
 from __future__ import annotations
 
+import glob
+import os
+import subprocess
+
 import nox
 
 nox.options.error_on_missing_interpreters = True
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["fast"]
 
-OTHER_PYTHONS = ["3.12", "3.13"]
+
+def _interpreter(version: str) -> str:
+    """A working ``pythonX.Y``: pyenv's install (its shims only serve the selected version)
+    or one on PATH; the bare version (a clear nox failure) when there is none."""
+    home = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    for path in sorted(glob.glob(f"{home}/versions/{version}.*/bin/python{version}")):
+        ok = subprocess.run([path, "-c", "import venv"], capture_output=True).returncode == 0
+        if ok:
+            return path
+    return version
+
+
+OTHER_PYTHONS = [_interpreter(v) for v in ("3.12", "3.13")]
 
 # Codecs, engine, endpoints and Rust interop: the parts where an interpreter change would show.
 FAST = [
