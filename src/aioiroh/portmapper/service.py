@@ -191,7 +191,8 @@ class PortMapper:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         with contextlib.suppress(PortMapError, OSError, TimeoutError, aiohttp.ClientError):
-            await asyncio.wait_for(self._release(), 2.0)
+            async with asyncio.timeout(2.0):
+                await self._release()
         self._set(None)
 
     # -- the loop --------------------------------------------------------------------------
@@ -215,37 +216,54 @@ class PortMapper:
     async def _wait_change(self, timeout: float) -> bool:
         """Sleep ``timeout`` seconds; True if the network changed meanwhile."""
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
         except TimeoutError:
             return False
         self._changed.clear()
         return True
 
+    async def map_once(self) -> PortMapping:
+        """Find the gateway, probe it and map the port once (no renewal); raises
+        :class:`PortMapError` when nothing grants a mapping. Used by the loop and ``doctor``."""
+        gw = await self._discover()
+        if gw is None:
+            raise PortMapError("no default gateway")
+        self._gateway = gw
+        try:
+            self._protocol = await self._probe(gw)
+            mapping = await self._map(gw)
+        except (OSError, aiohttp.ClientError, TimeoutError) as exc:
+            self.metrics.mapping_failures += 1
+            raise PortMapError(f"port mapping on {gw.address} failed: {exc}") from exc
+        except PortMapError:
+            self.metrics.mapping_failures += 1
+            raise
+        self._set(mapping)
+        return mapping
+
     async def _run(self) -> None:
         retry = RETRY_MIN
         while True:
             self._changed.clear()
-            gw = await self._discover()
-            if gw is None:
-                await self._wait_change(RETRY_MAX)
-                continue
-            self._gateway = gw
             try:
-                self._protocol = await self._probe(gw)
-                mapping = await self._map(gw)
-            except (PortMapError, OSError, aiohttp.ClientError, TimeoutError) as exc:
-                logger.debug("port mapping on %s failed: %s", gw.address, exc)
-                self.metrics.mapping_failures += 1
+                mapping = await self.map_once()
+            except PortMapError as exc:
+                logger.debug("port mapping failed: %s", exc)
                 self._protocol = None
                 await self._wait_change(retry)
                 retry = min(retry * 2, RETRY_MAX)
                 continue
+            gw = self._gateway
+            assert gw is not None
             retry = RETRY_MIN
-            self._set(mapping)
             while True:
                 if await self._wait_change(max(mapping.lease / 2, MIN_RENEW_INTERVAL)):
-                    with contextlib.suppress(PortMapError, OSError, aiohttp.ClientError):
-                        await asyncio.wait_for(self._release(), 2.0)
+                    with contextlib.suppress(
+                        PortMapError, OSError, aiohttp.ClientError, TimeoutError
+                    ):
+                        async with asyncio.timeout(2.0):
+                            await self._release()
                     self._set(None)
                     break
                 try:
@@ -336,7 +354,8 @@ class PortMapper:
                     if left <= 0:
                         break
                     try:
-                        data = await asyncio.wait_for(proto.queue.get(), left)
+                        async with asyncio.timeout(left):
+                            data = await proto.queue.get()
                     except TimeoutError:
                         break
                     seen += 1
@@ -446,7 +465,8 @@ class PortMapper:
                 if left <= 0:
                     break
                 try:
-                    data = await asyncio.wait_for(proto.queue.get(), left)
+                    async with asyncio.timeout(left):
+                        data = await proto.queue.get()
                     ssdp = upnp.parse_ssdp_response(data)
                     location = upnp.check_url_on_gateway(ssdp.location, gw.address)
                     break
