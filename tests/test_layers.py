@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "dns.resolver": 3,
     "dns": 3,
     "address_lookup": 4,
+    "portmapper": 4,
     "socket": 5,
     "endpoint": 6,
     "protocol": 7,

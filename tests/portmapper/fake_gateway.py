@@ -75,7 +75,7 @@ class FakeGateway:
             self.table.pop(internal, None)
             external = 0
         else:
-            external = internal + 10000
+            external = (internal + 10000) % 65536 or 1
             granted = min(lifetime, self.max_lease)
             if "absurd_lease" in self.hostile:
                 granted = 0xFFFFFFFF
@@ -100,7 +100,7 @@ class FakeGateway:
             self.table.pop(internal, None)
             external = 0
         else:
-            external = internal + 10000
+            external = (internal + 10000) % 65536 or 1
             granted = min(lifetime, self.max_lease)
             self.table[internal] = Entry("pcp", internal, external, granted, 0)
             lifetime = granted

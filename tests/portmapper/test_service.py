@@ -15,13 +15,27 @@ from .fake_gateway import EXTERNAL_IP, FakeGateway, RunningGateway
 LOCAL_PORT = 4500
 
 
-async def until(gw: FakeGateway, cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait for ``cond`` to hold, re-checking whenever the gateway records a request."""
+async def until(
+    gw: FakeGateway,
+    cond: Callable[[], bool],
+    timeout: float = 10.0,
+    mapper: PortMapper | None = None,
+) -> None:
+    """Wait for ``cond`` to hold, re-checking whenever the gateway records a request (or the
+    mapper takes an answer)."""
+    events = [gw.changed] + ([mapper.updated] if mapper is not None else [])
 
     async def wait() -> None:
         while not cond():
-            gw.changed.clear()
-            await gw.changed.wait()
+            for ev in events:
+                ev.clear()
+            waits = [asyncio.ensure_future(ev.wait()) for ev in events]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+                await asyncio.gather(*waits, return_exceptions=True)
 
     await asyncio.wait_for(wait(), timeout)
 
@@ -84,7 +98,8 @@ async def test_router_restart_recreates_the_mapping(mode: str, make_gateway) -> 
     await until(gw, lambda: len(gw.table) == 1)
     gw.restart()
     assert gw.table == {}
-    await until(gw, lambda: len(gw.table) == 1)
+    before = mapper.metrics.renewals
+    await until(gw, lambda: len(gw.table) == 1 and mapper.metrics.renewals > before, mapper=mapper)
     assert mapper.mapping() is not None
     await mapper.close()
     assert gw.table == {}

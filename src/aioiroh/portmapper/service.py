@@ -165,6 +165,8 @@ class PortMapper:
         self._epoch = EpochTracker()
         self._upnp_service: upnp.IgdService | None = None
         self._changed = asyncio.Event()
+        #: Set whenever a mapping is taken, renewed or dropped (for waiters such as tests).
+        self.updated = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -199,6 +201,7 @@ class PortMapper:
 
     def _set(self, mapping: PortMapping | None) -> None:
         old, self._mapping = self._mapping, mapping
+        self.updated.set()
         self.metrics.mapped = int(mapping is not None)
         if (old and old.external_addr) != (mapping and mapping.external_addr):
             if mapping is not None:
