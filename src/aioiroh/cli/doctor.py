@@ -32,6 +32,7 @@ from ..base.endpoint_addr import parse_socket_addr
 from ..base.key import SecretKey
 from ..endpoint.endpoint import Endpoint
 from ..errors import IrohError
+from ..portmapper import GatewayDiscovery, PortMapError, PortMapper, default_gateway
 from ..relay.relay_map import DEFAULT_RELAY_QUIC_PORT
 from ..socket.interfaces import local_addresses
 from ..socket.qad import QadError
@@ -58,6 +59,8 @@ class Context:
     bind: str
     results: dict[str, Any] = field(default_factory=dict)
     qad_port: int = DEFAULT_RELAY_QUIC_PORT
+    #: Ask the default gateway for a port mapping (sends packets to the router: opt-in).
+    port_mapping: GatewayDiscovery | None = None
 
 
 Probe = Callable[[Context], Awaitable[dict[str, Any]]]
@@ -243,6 +246,32 @@ async def probe_nat(ctx: Context) -> dict[str, Any]:
     return {"nat": "endpoint-dependent mapping (symmetric NAT; holepunching is hard)"}
 
 
+async def probe_port_mapping(ctx: Context) -> dict[str, Any]:
+    """Map a fresh UDP port on the gateway (PCP, NAT-PMP, UPnP), report it, release it.
+
+    The gateway's external address is compared with the QAD answers: when they differ there
+    is a second NAT above the router (double NAT).
+    """
+    if ctx.port_mapping is None:
+        return {"port_mapping": NOT_AVAILABLE, "why": "not asked (--port-mapping)"}
+    ip, _port = parse_socket_addr(ctx.bind)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("0.0.0.0" if ip.version == 6 else str(ip), 0))
+        mapper = PortMapper(sock.getsockname()[1], gateway=ctx.port_mapping, lease=120)
+        try:
+            mapping = await mapper.map_once()
+        except PortMapError as exc:
+            return {"port_mapping": NOT_AVAILABLE, "why": str(exc)}
+        finally:
+            await mapper.close()
+    out: dict[str, Any] = {"port_mapping": mapping.to_json()}
+    reflexive = ctx.results.get("qad", {}).get("reflexive_addresses")
+    if isinstance(reflexive, list):
+        qad_ips = {a.rsplit(":", 1)[0].strip("[]") for a in reflexive}
+        out["double_nat"] = mapping.external_addr[0] not in qad_ips
+    return out
+
+
 PROBES: Final[tuple[tuple[str, Probe], ...]] = (
     ("environment", probe_environment),
     ("local", probe_local),
@@ -251,6 +280,7 @@ PROBES: Final[tuple[tuple[str, Probe], ...]] = (
     ("reachability", probe_reachability),
     ("qad", probe_qad),
     ("nat", probe_nat),
+    ("port_mapping", probe_port_mapping),
 )
 
 
@@ -289,6 +319,10 @@ def render(report: dict[str, Any]) -> str:
         )
     lines.append(f"  reflexive address (QAD): {report.get('qad', {}).get('reflexive_addresses')}")
     lines.append(f"  NAT behaviour: {report.get('nat', {}).get('nat')}")
+    pm = report.get("port_mapping", {}).get("port_mapping")
+    if isinstance(pm, dict):
+        pm = f"{pm['protocol']} {pm['external_addr']} (lease {pm['lease_seconds']} s)"
+    lines.append(f"  port mapping: {pm}")
     return "\n".join(lines)
 
 
@@ -307,9 +341,16 @@ async def _doctor(
     bind: str,
     as_json: bool,
     qad_port: int = DEFAULT_RELAY_QUIC_PORT,
+    port_mapping: bool = False,
 ) -> int:
     report = await build_report(
-        Context(tuple(r for r in relays if r != "disabled"), key_file, bind, qad_port=qad_port)
+        Context(
+            tuple(r for r in relays if r != "disabled"),
+            key_file,
+            bind,
+            qad_port=qad_port,
+            port_mapping=default_gateway if port_mapping else None,
+        )
     )
     emit(as_json, report, render(report))
     return 0
@@ -327,11 +368,21 @@ async def _doctor(
     show_default=True,
     help="UDP port of the relays' QUIC address discovery service.",
 )
+@click.option(
+    "--port-mapping",
+    is_flag=True,
+    help="Also ask the default gateway for a port mapping (PCP, NAT-PMP, UPnP) and release it.",
+)
 def doctor_command(
-    secret_key_file: Path | None, bind: str, relays: tuple[str, ...], as_json: bool, qad_port: int
+    secret_key_file: Path | None,
+    bind: str,
+    relays: tuple[str, ...],
+    as_json: bool,
+    qad_port: int,
+    port_mapping: bool,
 ) -> None:
     """Report relays, home relay, addresses and reachability (paste it into a bug)."""
-    run_main(_doctor(relays, secret_key_file, bind, as_json, qad_port))
+    run_main(_doctor(relays, secret_key_file, bind, as_json, qad_port, port_mapping))
 
 
 commands: list[click.Command] = [doctor_command]
