@@ -21,6 +21,17 @@ from pathlib import Path
 from lab.harness import LabError, Router
 
 TABLE = "miniupnpd"
+# miniupnpd's log lines for a new UDP mapping (PCP, and UPnP / NAT-PMP).
+_ADDED = re.compile(r"added mapping UDP (?P<eport>\d+)->(?P<ip>[\d.]+):(?P<iport>\d+)")
+# NAT-PMP logs only the request; with no suggested port (0) miniupnpd keeps the internal one
+# when it is free, which it always is in a fresh lab.
+_NAT_PMP = re.compile(
+    r"NAT-PMP port mapping request : "
+    r"(?P<eport>\d+)->(?P<ip>[\d.]+):(?P<iport>\d+) udp lifetime=[1-9]"
+)
+_REDIRECT = re.compile(
+    r"redirecting port (?P<eport>\d+) to (?P<ip>[\d.]+):(?P<iport>\d+) protocol UDP"
+)
 READY_TIMEOUT = 10.0
 STOP_GRACE = 3.0
 
@@ -105,6 +116,9 @@ class MiniUpnpd:
         self._reader: asyncio.Task[None] | None = None
         self._binary = ensure_installed()
         self._installed_rules = False
+        #: Make a mapped internal port's own outgoing flows leave from the external port.
+        self.pin_snat = True
+        self._pinned: set[tuple[str, int, int]] = set()
 
     def config(self) -> str:
         r = self.router
@@ -179,7 +193,31 @@ deny 0-65535 0.0.0.0/0 0-65535
                 self._log.append(text)
             if want in text:
                 ready.set()
+            if self.pin_snat:
+                self._pin(text)
         ready.set()  # exited: start() sees the return code
+
+    def _pin(self, line: str) -> None:
+        """Follow a new mapping with a port-keeping SNAT rule, as a home router's NAT does.
+
+        miniupnpd's nftables backend only installs the inbound DNAT; on the lab's strict
+        router the mapped socket's own outgoing packets would still get random ports, so a
+        peer that the socket contacts first would see another address than the mapped one.
+        """
+        m = _ADDED.search(line) or _REDIRECT.search(line) or _NAT_PMP.search(line)
+        if m is None:
+            return
+        ip, iport = m["ip"], int(m["iport"])
+        eport = int(m["eport"]) or iport
+        if (ip, iport, eport) in self._pinned:
+            return
+        self._pinned.add((ip, iport, eport))
+        r = self.router
+        self.router.ns.exec(
+            "nft", "insert", "rule", "inet", TABLE, "postrouting",
+            "ip", "saddr", ip, "udp", "sport", str(iport), "oifname", str(r.wan_if),
+            "snat", "ip", "to", f"{r.wan_ip}:{eport}",
+        )  # fmt: skip
 
     async def stop(self) -> None:
         """Terminate the daemon (it deletes its rules on a clean exit)."""
@@ -203,6 +241,7 @@ deny 0-65535 0.0.0.0/0 0-65535
             await self._proc.wait()
         await self.stop()
         self.router.ns.exec("nft", "delete", "table", "inet", TABLE)
+        self._pinned.clear()
         with contextlib.suppress(FileNotFoundError):
             (self._dir / "leases").unlink()
         await self.start()
