@@ -169,6 +169,7 @@ deny 0-65535 0.0.0.0/0 0-65535
         ready = asyncio.Event()
         self._proc = await asyncio.create_subprocess_exec(
             "ip", "netns", "exec", self.router.ns.name, self._binary, "-d", "-f", str(conf),
+            "-P", str(self._dir / "miniupnpd.pid"),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

@@ -1,0 +1,83 @@
+"""The NAT matrix's hard cells with a mapping router (miniupnpd) on the strict side(s).
+
+Same shape as :func:`lab.matrix.run_cell`, but every strict router runs miniupnpd (PCP +
+NAT-PMP, or UPnP IGD) and the peers are ``lab.portmap_peer`` (port mapping on).
+"""
+
+from __future__ import annotations
+
+import json
+
+from lab.harness import Lab
+from lab.matrix import CellResult
+from lab.miniupnpd import MiniUpnpd
+from lab.relay import start_relay
+
+MAPPED_CELLS = [("moderate", "strict"), ("strict", "moderate"), ("strict", "strict")]
+
+
+async def run_mapped_cell(
+    server_nat: str,
+    client_nat: str,
+    server_impl: str,
+    client_impl: str,
+    wait_direct: float,
+    *,
+    protocol: str = "pcp",
+) -> CellResult:
+    """One cell in a fresh lab; strict routers grant mappings over ``protocol``."""
+    daemons: list[MiniUpnpd] = []
+    with Lab() as lab:
+        relay, url = await start_relay(lab)
+        stun_host = lab.host("stun")
+        stun = await stun_host.spawn_python("lab.stun_server", stun_host.ip)
+        server = None
+        try:
+            stun_port = (await stun.recv(timeout=10))["port"]
+            devs = []
+            for nat in (server_nat, client_nat):
+                router = lab.router(nat=nat)
+                if nat == "strict":
+                    d = MiniUpnpd(router, (stun_host.ip, stun_port), protocol)
+                    daemons.append(d)
+                    await d.start()
+                devs.append(lab.device(router=router))
+            srv_dev, cli_dev = devs
+            server = await srv_dev.spawn_python(
+                "lab.portmap_peer", server_impl, "serve", srv_dev.ip, url
+            )
+            hello = await server.recv(timeout=40)
+            result = await cli_dev.run_json(
+                "lab.portmap_peer",
+                client_impl,
+                "dial",
+                cli_dev.ip,
+                url,
+                hello["id"],
+                json.dumps(list(hello["addrs"])),
+                str(wait_direct),
+                timeout=60,
+            )
+            return CellResult(
+                server_nat,
+                client_nat,
+                server_impl,
+                client_impl,
+                bool(result.get("established")),
+                bool(result.get("direct")),
+                result.get("connect_s"),
+                result.get("time_to_direct"),
+            )
+        except Exception as exc:
+            return CellResult(
+                server_nat, client_nat, server_impl, client_impl, False, False, None, None,
+                repr(exc),
+            )  # fmt: skip
+        finally:
+            if server is not None:
+                await server.stop()
+            await stun.stop()
+            for d in daemons:
+                await d.stop()
+                d.cleanup()
+            await relay.stop()
