@@ -24,8 +24,13 @@ async def run_mapped_cell(
     wait_direct: float,
     *,
     protocol: str = "pcp",
+    port_mapping: bool = True,
 ) -> CellResult:
-    """One cell in a fresh lab; strict routers grant mappings over ``protocol``."""
+    """One cell in a fresh lab; strict routers grant mappings over ``protocol``.
+
+    ``port_mapping=False`` runs plain ``lab.iroh_peer`` peers (the control: same routers,
+    nobody asks for a mapping)."""
+    peer = "lab.portmap_peer" if port_mapping else "lab.iroh_peer"
     daemons: list[MiniUpnpd] = []
     with Lab() as lab:
         relay, url = await start_relay(lab)
@@ -43,12 +48,10 @@ async def run_mapped_cell(
                     await d.start()
                 devs.append(lab.device(router=router))
             srv_dev, cli_dev = devs
-            server = await srv_dev.spawn_python(
-                "lab.portmap_peer", server_impl, "serve", srv_dev.ip, url
-            )
+            server = await srv_dev.spawn_python(peer, server_impl, "serve", srv_dev.ip, url)
             hello = await server.recv(timeout=40)
             result = await cli_dev.run_json(
-                "lab.portmap_peer",
+                peer,
                 client_impl,
                 "dial",
                 cli_dev.ip,
