@@ -45,5 +45,13 @@ async def main(protocol: str, lease: int) -> None:
         emit({"closed": True, "releases": mapper.metrics.releases})
 
 
+async def doctor(bind: str) -> dict[str, object]:
+    """``aioiroh doctor --port-mapping``'s section (``run_json("lab.portmap_client:doctor")``)."""
+    from aioiroh.cli.doctor import Context, probe_port_mapping
+    from aioiroh.portmapper import default_gateway
+
+    return await probe_port_mapping(Context((), None, bind, port_mapping=default_gateway))
+
+
 if __name__ == "__main__":
     asyncio.run(main(sys.argv[1], int(sys.argv[2])))

@@ -80,3 +80,17 @@ async def test_router_restart_gets_the_mapping_recreated(
             break
     assert len(daemon.mappings()) == 1
     await client.stop(grace=5)
+
+
+@pytest.mark.parametrize("protocol", ["pcp", "upnp"])
+async def test_doctor_reports_the_router_mapping_and_releases_it(
+    lab: Lab, daemons: list[MiniUpnpd], protocol: str
+) -> None:
+    router, daemon, dev, client = await _setup(lab, daemons, protocol)
+    await client.stop(grace=5)
+    out = await dev.run_json("lab.portmap_client:doctor", f"{dev.ip}:0", timeout=30)
+    pm = out["port_mapping"]
+    assert pm["protocol"] in (("pcp", "nat-pmp") if protocol == "pcp" else ("upnp",))
+    assert pm["external_addr"].startswith(f"{router.wan_ip}:")
+    assert pm["lease_seconds"] > 0
+    assert daemon.mappings() == []
