@@ -339,7 +339,8 @@ class Endpoint:
 
     def direct_addresses(self) -> list[tuple[str, int]]:
         """Addresses a peer can dial us on directly: interface addresses of the bound sockets
-        (unspecified binds expanded) plus the public addresses QAD reported."""
+        (unspecified binds expanded) plus the public addresses QAD reported and the router's
+        port mapping (see :meth:`port_mapping`)."""
         out = self._interface_addresses()
         for addr in self._public_addresses():
             if addr not in out:
