@@ -223,7 +223,7 @@ class RunningGateway:
         )
         self.gw.udp_port = t.get_extra_info("sockname")[1]
         s, _ = await loop.create_datagram_endpoint(
-            lambda: _Udp(lambda d: [self.gw.ssdp_answer()] if b"M-SEARCH" in d else []),
+            lambda: _Udp(self._ssdp),
             local_addr=("127.0.0.1", 0),
         )
         self.gw.ssdp_port = s.get_extra_info("sockname")[1]
@@ -248,6 +248,14 @@ class RunningGateway:
         assert server is not None
         self.gw.http_port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self
+
+    def _ssdp(self, data: bytes) -> list[bytes]:
+        if b"M-SEARCH" not in data:
+            return []
+        junk = []
+        if "bad_ssdp" in self.gw.hostile:
+            junk = [b"\xff" * 3000, b"HTTP/1.1 200 OK\r\n\r\n", b"NOTIFY * HTTP/1.1\r\n\r\n"]
+        return [*junk, self.gw.ssdp_answer()]
 
     async def aclose(self) -> None:
         for t in self._transports:

@@ -184,3 +184,12 @@ async def test_metrics_render_as_prometheus_text(make_gateway) -> None:
     assert "portmap_mapping_attempts_total 1.0" in text
     assert "portmap_mapped 1.0" in text
     await mapper.close()
+
+
+async def test_malformed_ssdp_answers_are_skipped_for_the_real_one(make_gateway) -> None:
+    gw, mapper = await make_gateway("upnp", hostile={"bad_ssdp"})
+    mapping = await mapper.map_once()
+    assert mapping.protocol == "upnp"
+    assert mapper.metrics.bad_responses == 3
+    await mapper.close()
+    assert gw.table == {}
