@@ -3,7 +3,8 @@
 It runs the UDP self-check (how each NAT kind maps and filters, and the UDP hole-punch matrix
 between every pair of kinds, each compared with what the kind should do), then the iroh
 connection matrix: for each pairing (aioiroh and Rust, both roles), every (server NAT, client
-NAT) cell, direct or relayed and the time to a direct path.
+NAT) cell, direct or relayed and the time to a direct path; then (``portmap``) the hard cells
+with miniupnpd granting port mappings on the strict routers (lab/portmap_matrix.py).
 Exit status is 0 when every observation matches its expectation, 1 otherwise, 2 when the
 machine cannot run the lab (not root, tools missing).
 """
@@ -179,7 +180,9 @@ async def run_iroh(out: list[str], wait_direct: float = 2.0, concurrency: int = 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for ``python -m lab.natlab``."""
     parser = argparse.ArgumentParser(prog="python -m lab.natlab", description=__doc__)
-    parser.add_argument("matrix", nargs="?", default="all", choices=["all", "udp", "iroh"])
+    parser.add_argument(
+        "matrix", nargs="?", default="all", choices=["all", "udp", "iroh", "portmap"]
+    )
     args = parser.parse_args(argv)
     problems = missing_prerequisites()
     if problems:
@@ -191,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         ok &= asyncio.run(run_udp(out))
     if args.matrix in ("all", "iroh"):
         ok &= asyncio.run(run_iroh(out))
+    if args.matrix in ("all", "portmap"):
+        from lab.portmap_matrix import report as portmap_report
+
+        ok &= asyncio.run(portmap_report(out))
     print("\n".join(out))
     print("all results as expected" if ok else "UNEXPECTED RESULTS (marked above)")
     return 0 if ok else 1

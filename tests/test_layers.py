@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "dns": 3,
     "dht": 3,
     "address_lookup": 4,
+    "portmapper": 4,
     "socket": 5,
     "endpoint": 6,
     "protocol": 7,

@@ -34,6 +34,7 @@ from ..base.key import SecretKey
 from ..endpoint.endpoint import Endpoint
 from ..endpoint.relay_mode import RelayMode
 from ..errors import IrohError
+from ..portmapper import GatewayDiscovery, PortMapError, PortMapper, default_gateway
 from ..presets import Preset
 from ..relay.relay_map import DEFAULT_RELAY_QUIC_PORT
 from ..socket.interfaces import local_addresses
@@ -61,6 +62,8 @@ class Context:
     bind: str
     results: dict[str, Any] = field(default_factory=dict)
     qad_port: int = DEFAULT_RELAY_QUIC_PORT
+    #: Ask the default gateway for a port mapping (sends packets to the router: opt-in).
+    port_mapping: GatewayDiscovery | None = None
 
 
 Probe = Callable[[Context], Awaitable[dict[str, Any]]]
@@ -246,6 +249,32 @@ async def probe_nat(ctx: Context) -> dict[str, Any]:
     return {"nat": "endpoint-dependent mapping (symmetric NAT; holepunching is hard)"}
 
 
+async def probe_port_mapping(ctx: Context) -> dict[str, Any]:
+    """Map a fresh UDP port on the gateway (PCP, NAT-PMP, UPnP), report it, release it.
+
+    The gateway's external address is compared with the QAD answers: when they differ there
+    is a second NAT above the router (double NAT).
+    """
+    if ctx.port_mapping is None:
+        return {"port_mapping": NOT_AVAILABLE, "why": "not asked (--port-mapping)"}
+    ip, _port = parse_socket_addr(ctx.bind)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("0.0.0.0" if ip.version == 6 else str(ip), 0))
+        mapper = PortMapper(sock.getsockname()[1], gateway=ctx.port_mapping, lease=120)
+        try:
+            mapping = await mapper.map_once()
+        except PortMapError as exc:
+            return {"port_mapping": NOT_AVAILABLE, "why": str(exc)}
+        finally:
+            await mapper.close()
+    out: dict[str, Any] = {"port_mapping": mapping.to_json()}
+    reflexive = ctx.results.get("qad", {}).get("reflexive_addresses")
+    if isinstance(reflexive, list):
+        qad_ips = {a.rsplit(":", 1)[0].strip("[]") for a in reflexive}
+        out["double_nat"] = mapping.external_addr[0] not in qad_ips
+    return out
+
+
 PROBES: Final[tuple[tuple[str, Probe], ...]] = (
     ("environment", probe_environment),
     ("local", probe_local),
@@ -254,6 +283,7 @@ PROBES: Final[tuple[tuple[str, Probe], ...]] = (
     ("reachability", probe_reachability),
     ("qad", probe_qad),
     ("nat", probe_nat),
+    ("port_mapping", probe_port_mapping),
 )
 
 
@@ -292,6 +322,10 @@ def render(report: dict[str, Any]) -> str:
         )
     lines.append(f"  reflexive address (QAD): {report.get('qad', {}).get('reflexive_addresses')}")
     lines.append(f"  NAT behaviour: {report.get('nat', {}).get('nat')}")
+    pm = report.get("port_mapping", {}).get("port_mapping")
+    if isinstance(pm, dict):
+        pm = f"{pm['protocol']} {pm['external_addr']} (lease {pm['lease_seconds']} s)"
+    lines.append(f"  port mapping: {pm}")
     return "\n".join(lines)
 
 
@@ -310,8 +344,17 @@ async def _doctor(
     bind: str,
     as_json: bool,
     qad_port: int = DEFAULT_RELAY_QUIC_PORT,
+    port_mapping: bool = False,
 ) -> int:
-    report = await build_report(Context(preset.relays, key_file, bind, qad_port=qad_port))
+    report = await build_report(
+        Context(
+            preset.relays,
+            key_file,
+            bind,
+            qad_port=qad_port,
+            port_mapping=default_gateway if port_mapping else None,
+        )
+    )
     report["preset"] = preset.to_json()
     emit(as_json, report, f"{render(report)}\n  preset: {preset.name}")
     return 0
@@ -329,6 +372,11 @@ async def _doctor(
     show_default=True,
     help="UDP port of the relays' QUIC address discovery service.",
 )
+@click.option(
+    "--port-mapping",
+    is_flag=True,
+    help="Also ask the default gateway for a port mapping (PCP, NAT-PMP, UPnP) and release it.",
+)
 def doctor_command(
     secret_key_file: Path | None,
     bind: str,
@@ -339,13 +387,14 @@ def doctor_command(
     pkarr_relay: str | None,
     as_json: bool,
     qad_port: int,
+    port_mapping: bool,
 ) -> None:
     """Report relays, home relay, addresses and reachability (paste it into a bug).
 
     Reports against the preset's relays (n0's by default) or those given with --relay.
     """
     preset = preset_from(preset_name, relays, dns_origin, dns_server, pkarr_relay)
-    run_main(_doctor(preset, secret_key_file, bind, as_json, qad_port))
+    run_main(_doctor(preset, secret_key_file, bind, as_json, qad_port, port_mapping))
 
 
 commands: list[click.Command] = [doctor_command]

@@ -18,6 +18,7 @@ from ..base.relay_url import RelayUrl
 from ..base.ticket import EndpointTicket
 from ..dns.endpoint_info import EndpointInfo
 from ..errors import ConnectError, ConnectTimeout, EndpointClosed, IrohError, LocallyClosed
+from ..portmapper import GatewayDiscovery, PortMapper, PortMapping, default_gateway
 from ..quic.aioquic_connection import QuicSettings
 from ..socket.driver import ConnectionDriver
 from ..socket.interfaces import local_addresses
@@ -94,6 +95,7 @@ class Endpoint:
         self._connections: set[Connection] = set()
         self._socket: MagicSocket
         self._reflexive: dict[int, tuple[str, int]] = {}
+        self._portmapper: PortMapper | None = None
         self._qad_attempted = asyncio.Event()
         self._qad_wakeup = asyncio.Event()
         self._interface_addrs: list[tuple[str, int]] = []
@@ -121,6 +123,7 @@ class Endpoint:
         nat_traversal: bool = True,
         hard_nat: bool = False,
         preset: PresetLike | None = None,
+        port_mapping: bool | GatewayDiscovery = False,
     ) -> Endpoint:
         """Bind a new endpoint.
 
@@ -140,6 +143,11 @@ class Endpoint:
         default: it is aggressive towards the peer's NAT, and Rust iroh has no counterpart.
         ``preset``: relays and address lookup from an :mod:`aioiroh.presets` preset (e.g.
         ``N0``); ``relay_mode`` and ``address_lookup`` given as well replace its parts.
+        ``port_mapping``: ask the default gateway (PCP, NAT-PMP, UPnP IGD) to forward a public
+        UDP port to our IPv4 socket and offer that address as a direct candidate (see
+        :meth:`port_mapping`). Off by default because it sends packets to the router; Rust
+        and the N0 preset turn it on. A coroutine function instead of ``True`` says where the
+        gateway is (default: the IPv4 default route).
         """
         if preset is not None:
             from .builder import apply_preset
@@ -168,6 +176,8 @@ class Endpoint:
         ep._socket.hard_nat = hard_nat and nat_traversal
         ep._socket.local_candidates = ep._candidate_addresses
         ep._socket.bind(v4, v6)
+        if port_mapping:
+            ep._start_port_mapping(default_gateway if port_mapping is True else port_mapping)
         relay_map = ep.relay_mode.relay_map()
         if len(relay_map):
             relay = RelayTransport(
@@ -300,6 +310,8 @@ class Endpoint:
                 self._reflexive.clear()
                 self._local_addresses_changed(moved=True)
                 self._qad_wakeup.set()
+                if self._portmapper is not None:
+                    self._portmapper.network_changed()
                 if self._relay is not None:
                     # Relay latencies from the old network say nothing about the new one.
                     self._relay.network_changed()
@@ -350,9 +362,10 @@ class Endpoint:
 
     def direct_addresses(self) -> list[tuple[str, int]]:
         """Addresses a peer can dial us on directly: interface addresses of the bound sockets
-        (unspecified binds expanded) plus the public addresses QAD reported."""
+        (unspecified binds expanded) plus the public addresses QAD reported and the router's
+        port mapping (see :meth:`port_mapping`)."""
         out = self._interface_addresses()
-        for addr in self._reflexive.values():
+        for addr in self._public_addresses():
             if addr not in out:
                 out.append(addr)
         return out
@@ -362,10 +375,37 @@ class Endpoint:
         but from the interface addresses the network monitor keeps (enumerating interfaces
         costs ~50 us, too much per connection; a change re-announces to every connection)."""
         out = list(self._interface_addrs)
-        for addr in self._reflexive.values():
+        for addr in self._public_addresses():
             if addr not in out:
                 out.append(addr)
         return out
+
+    def _public_addresses(self) -> list[tuple[str, int]]:
+        """QAD-reflexive addresses, then the gateway's port mapping (they differ behind a
+        double NAT; both are worth trying)."""
+        out = list(self._reflexive.values())
+        mapping = self._portmapper.mapping() if self._portmapper is not None else None
+        if mapping is not None:
+            out.append(mapping.external_addr)
+        return out
+
+    # -- port mapping ----------------------------------------------------------------------
+
+    def _start_port_mapping(self, gateway: GatewayDiscovery) -> None:
+        v4 = [a for a in self._socket.local_addrs() if ":" not in a[0]]
+        if not v4:
+            return
+        self._portmapper = PortMapper(v4[0][1], gateway=gateway, on_change=self._on_port_mapping)
+        self._portmapper.start()
+
+    def _on_port_mapping(self, mapping: PortMapping | None) -> None:
+        if self._state is EndpointState.OPEN:
+            self._local_addresses_changed()
+
+    def port_mapping(self) -> PortMapping | None:
+        """The router's port mapping for our IPv4 socket: protocol ("pcp", "nat-pmp",
+        "upnp"), external address and lease; None when off, pending, or refused."""
+        return self._portmapper.mapping() if self._portmapper is not None else None
 
     @property
     def home_relay(self) -> RelayUrl | None:
@@ -595,6 +635,8 @@ class Endpoint:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._portmapper is not None:
+            await self._portmapper.close()
         if self._relay is not None:
             await self._relay.close()
         if self._lookup is not None:
