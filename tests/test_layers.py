@@ -17,6 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "aioiroh"
 # Package (dotted, below aioiroh) -> layer.
 LAYERS: dict[str, int] = {
     "errors": -1,  # every layer raises our errors
+    "_version": -1,
     "__version__": 8,  # the facade's version string, for the CLI
     "_metrics": 0,
     "util": 0,

@@ -60,7 +60,8 @@ class Preset:
     ``dns_nameserver``: ``(ip, port)`` of the DNS server for ``dns_origin`` lookups (None:
     the system's resolvers). ``publish_ip_addrs``: publish direct addresses to the pkarr
     relay too, not only the home relay. ``staging``: the preset used instead when
-    ``IROH_FORCE_STAGING_RELAYS`` is set (None: this one regardless).
+    ``IROH_FORCE_STAGING_RELAYS`` is set (None: this one regardless). ``port_mapping``: ask
+    the default gateway for a port mapping (PCP, NAT-PMP, UPnP), as Rust's default does.
     """
 
     name: str
@@ -70,6 +71,7 @@ class Preset:
     dns_nameserver: tuple[str, int] | None = None
     publish_ip_addrs: bool = False
     staging: Preset | None = None
+    port_mapping: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.relays, str):
@@ -138,6 +140,7 @@ class Preset:
             "dns_origin": self.dns_origin,
             "dns_nameserver": list(self.dns_nameserver) if self.dns_nameserver else None,
             "publish_ip_addrs": self.publish_ip_addrs,
+            "port_mapping": self.port_mapping,
         }
 
 
@@ -149,6 +152,7 @@ _N0_STAGING = Preset(
     relays=defaults.STAGING_RELAY_URLS,
     pkarr_relay=defaults.N0_DNS_PKARR_RELAY_STAGING,
     dns_origin=defaults.N0_DNS_ENDPOINT_ORIGIN_STAGING,
+    port_mapping=True,
 )
 
 N0 = Preset(
@@ -157,6 +161,7 @@ N0 = Preset(
     pkarr_relay=defaults.N0_DNS_PKARR_RELAY_PROD,
     dns_origin=defaults.N0_DNS_ENDPOINT_ORIGIN_PROD,
     staging=_N0_STAGING,
+    port_mapping=True,
 )
 """n0's public network: production relays, pkarr publish/resolve and DNS lookup (the internet)."""
 
@@ -165,6 +170,7 @@ N0DisableRelay = Preset(
     pkarr_relay=defaults.N0_DNS_PKARR_RELAY_PROD,
     dns_origin=defaults.N0_DNS_ENDPOINT_ORIGIN_PROD,
     publish_ip_addrs=True,
+    port_mapping=True,
     staging=_N0_STAGING.replace(name="n0-no-relay-staging", relays=(), publish_ip_addrs=True),
 )
 """n0's address lookup without relays; publishes IP addresses (the internet)."""

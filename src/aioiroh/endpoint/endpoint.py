@@ -123,7 +123,7 @@ class Endpoint:
         nat_traversal: bool = True,
         hard_nat: bool = False,
         preset: PresetLike | None = None,
-        port_mapping: bool | GatewayDiscovery = False,
+        port_mapping: bool | GatewayDiscovery | None = None,
     ) -> Endpoint:
         """Bind a new endpoint.
 
@@ -145,10 +145,14 @@ class Endpoint:
         ``N0``); ``relay_mode`` and ``address_lookup`` given as well replace its parts.
         ``port_mapping``: ask the default gateway (PCP, NAT-PMP, UPnP IGD) to forward a public
         UDP port to our IPv4 socket and offer that address as a direct candidate (see
-        :meth:`port_mapping`). Off by default because it sends packets to the router; Rust
-        and the N0 preset turn it on. A coroutine function instead of ``True`` says where the
-        gateway is (default: the IPv4 default route).
+        :meth:`port_mapping`). None (default): the preset's choice (on for N0, as
+        in Rust), off without a preset because it sends packets to the router. A coroutine
+        function instead of ``True`` says where the gateway is (default: the IPv4 default
+        route).
         """
+        if port_mapping is None:
+            # The preset decides (N0 maps, as Rust does); without one nothing goes to the router.
+            port_mapping = bool(getattr(preset, "port_mapping", False))
         if preset is not None:
             from .builder import apply_preset
 
@@ -176,6 +180,8 @@ class Endpoint:
         ep._socket.hard_nat = hard_nat and nat_traversal
         ep._socket.local_candidates = ep._candidate_addresses
         ep._socket.bind(v4, v6)
+        if port_mapping is True and v4[0].startswith("127."):
+            port_mapping = False  # a loopback socket has nothing the default gateway could map
         if port_mapping:
             ep._start_port_mapping(default_gateway if port_mapping is True else port_mapping)
         relay_map = ep.relay_mode.relay_map()
