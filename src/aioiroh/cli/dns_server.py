@@ -28,6 +28,13 @@ __all__ = ["commands", "dns_server"]
     default=None,
     help="SQLite file (default: ./iroh-dns.sqlite; ':memory:' for none).",
 )
+@click.option(
+    "--http-timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Close HTTP connections without a complete request header after this many seconds.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON line once serving.")
 def dns_server(
     dev: bool,
@@ -37,6 +44,7 @@ def dns_server(
     bind: str,
     origins: tuple[str, ...],
     db: Path | None,
+    http_timeout: float,
     as_json: bool,
 ) -> None:
     """Serve pkarr at http://HOST:PORT/pkarr/<z32> and DNS for _iroh.<z32>.ORIGIN."""
@@ -55,6 +63,8 @@ def dns_server(
         dns_port=dns_port if dns_port is not None else (base if port is not None else 5300),
         store_path=store_path,
         put_rate=None if dev else 4.0,
+        http_keepalive_timeout=http_timeout,
+        body_timeout=http_timeout,
     )
 
     async def run() -> None:

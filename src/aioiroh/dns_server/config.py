@@ -48,6 +48,11 @@ class DnsServerConfig:
     """SOA rdata served at each origin apex."""
     default_ttl: int = 900
     """TTL of the SOA record."""
+    http_keepalive_timeout: float = 10.0
+    """An HTTP connection is closed when no complete request header arrived this long after it
+    opened or after its last response, seconds (a header-read deadline and keep-alive timeout)."""
+    body_timeout: float = 10.0
+    """Deadline for receiving a whole pkarr PUT body, seconds."""
     tcp_idle_timeout: float = 10.0
     """A TCP DNS connection idle this long is closed, seconds."""
     max_tcp_connections: int = 512

@@ -75,7 +75,11 @@ class DnsServer:
             raise RuntimeError(f"cannot start a server that is {self.state.value}")
         await self.store.open()
         try:
-            self._runner = web.AppRunner(build_app(self), access_log=None)
+            self._runner = web.AppRunner(
+                build_app(self),
+                access_log=None,
+                keepalive_timeout=self.config.http_keepalive_timeout,
+            )
             await self._runner.setup()
             cfg = self.config
             shared = cfg.http_port == cfg.dns_port and cfg.http_host == cfg.dns_host

@@ -120,7 +120,12 @@ class RelayServer:
         if self.state is not ServerState.NEW:
             raise RuntimeError(f"cannot start a relay server that is {self.state.value}")
         ssl_context = self._ssl_context()
-        self._runner = web.AppRunner(build_app(self.hub), access_log=None, shutdown_timeout=2.0)
+        self._runner = web.AppRunner(
+            build_app(self.hub),
+            access_log=None,
+            shutdown_timeout=2.0,
+            keepalive_timeout=self.config.http_keepalive_timeout,
+        )
         await self._runner.setup()
         site = web.TCPSite(
             self._runner,
