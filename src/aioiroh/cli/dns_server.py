@@ -35,6 +35,20 @@ __all__ = ["commands", "dns_server"]
     show_default=True,
     help="Close HTTP connections without a complete request header after this many seconds.",
 )
+@click.option(
+    "--max-tcp-per-ip",
+    type=int,
+    default=16,
+    show_default=True,
+    help="Concurrent DNS-over-TCP connections allowed from one IP.",
+)
+@click.option(
+    "--udp-rrl",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="UDP DNS responses per second per /24 (/56); over it, slip to truncated replies. 0 = off.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON line once serving.")
 def dns_server(
     dev: bool,
@@ -45,6 +59,8 @@ def dns_server(
     origins: tuple[str, ...],
     db: Path | None,
     http_timeout: float,
+    max_tcp_per_ip: int,
+    udp_rrl: float,
     as_json: bool,
 ) -> None:
     """Serve pkarr at http://HOST:PORT/pkarr/<z32> and DNS for _iroh.<z32>.ORIGIN."""
@@ -65,6 +81,8 @@ def dns_server(
         put_rate=None if dev else 4.0,
         http_keepalive_timeout=http_timeout,
         body_timeout=http_timeout,
+        max_tcp_per_ip=max_tcp_per_ip,
+        udp_rrl_rate=udp_rrl or None,
     )
 
     async def run() -> None:

@@ -55,6 +55,18 @@ class DnsServerConfig:
     """Deadline for receiving a whole pkarr PUT body, seconds."""
     tcp_idle_timeout: float = 10.0
     """A TCP DNS connection idle this long is closed, seconds."""
+    tcp_max_lifetime: float = 30.0
+    """A TCP DNS connection is closed this long after it opened, however busy, seconds."""
+    tcp_write_timeout: float = 5.0
+    """A TCP DNS reply that cannot be written within this closes the connection, seconds."""
+    max_tcp_per_ip: int = 16
+    """Bound on concurrent TCP DNS connections from one source IP."""
+    udp_rrl_rate: float | None = 20.0
+    """UDP responses per second per source prefix (/24, /56); ``None`` disables RRL."""
+    udp_rrl_burst: int = 40
+    """Token bucket size of the UDP response-rate limit."""
+    udp_rrl_slip: int = 2
+    """Over the UDP limit, every n-th query gets a truncated reply, the rest none (0: none)."""
     max_tcp_connections: int = 512
     """Bound on concurrent TCP DNS connections; more are closed at once."""
     max_inflight_udp: int = 1024

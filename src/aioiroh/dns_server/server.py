@@ -17,7 +17,7 @@ from .config import DnsServerConfig
 from .dns import DnsListeners
 from .http import build_app
 from .metrics import DnsServerMetrics
-from .rate_limit import RateLimiter
+from .rate_limit import RateLimiter, ResponseRateLimiter
 from .store import PacketStore, PutResult
 from .zone import Zone
 
@@ -59,6 +59,19 @@ class DnsServer:
             max_inflight_udp=config.max_inflight_udp,
             max_tcp_connections=config.max_tcp_connections,
             tcp_idle_timeout=config.tcp_idle_timeout,
+            tcp_max_lifetime=config.tcp_max_lifetime,
+            tcp_write_timeout=config.tcp_write_timeout,
+            max_tcp_per_ip=config.max_tcp_per_ip,
+            rrl=(
+                ResponseRateLimiter(
+                    config.udp_rrl_rate,
+                    config.udp_rrl_burst,
+                    slip=config.udp_rrl_slip,
+                    max_prefixes=config.rate_limit_clients,
+                )
+                if config.udp_rrl_rate is not None
+                else None
+            ),
             on_drop=lambda reason: self.metrics.dns_dropped.labels(reason).inc(),
         )
         self._runner: web.AppRunner | None = None
