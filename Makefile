@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench natlab clean
+.PHONY: demo test lint bench natlab clean fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,6 +17,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Not part of `make test`: the hypothesis decoders with many more examples, then the attack suite.
+FUZZ_DECODERS = tests/relay/protocol/test_frames.py tests/quic/test_frames.py \
+	tests/quic/test_transport_parameters.py tests/base/test_ticket.py tests/base/test_relay_url.py
+fuzz: $(STAMP)
+	AIOIROH_FUZZ=1 $(BIN)/python -m pytest -q -p no:cacheprovider --timeout 1800 \
+		tests/adversarial $(FUZZ_DECODERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench lab
