@@ -12,10 +12,12 @@ import click
 
 from ..base.ticket import EndpointTicket
 from ..endpoint.connection import Connection
-from ..endpoint.endpoint import Endpoint
+from ..endpoint.endpoint import AcceptFilter, Endpoint
 from ..errors import IrohError
 from ._common import (
     DEFAULT_KEY_FILE,
+    accept_filter_from,
+    allow_options,
     emit,
     hard_nat_option,
     json_option,
@@ -88,6 +90,7 @@ async def _listen(
     as_json: bool,
     *,
     hard_nat: bool,
+    accept_filter: AcceptFilter | None = None,
 ) -> None:
     ep = await Endpoint.bind(
         load_or_create_key(key_file),
@@ -96,6 +99,7 @@ async def _listen(
         relay_mode=relay_mode_from(relays),
         hard_nat=hard_nat,
     )
+    ep.set_accept_filter(accept_filter)
     tasks: set[asyncio.Task[None]] = set()
     try:
         ticket = str(ep.ticket())
@@ -129,6 +133,7 @@ async def _listen(
 )
 @relay_option
 @hard_nat_option
+@allow_options
 @json_option
 def listen_command(
     secret_key_file: Path | None,
@@ -137,11 +142,25 @@ def listen_command(
     mode: str,
     relays: tuple[str, ...],
     hard_nat: bool,
+    allow: tuple[str, ...],
+    allow_file: Path | None,
     as_json: bool,
 ) -> None:
     """Accept connections; prints a ticket to give to `aioiroh connect`."""
+    accept_filter = accept_filter_from(allow, allow_file)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_listen(secret_key_file, alpn, bind, relays, mode, as_json, hard_nat=hard_nat))
+        asyncio.run(
+            _listen(
+                secret_key_file,
+                alpn,
+                bind,
+                relays,
+                mode,
+                as_json,
+                hard_nat=hard_nat,
+                accept_filter=accept_filter,
+            )
+        )
 
 
 async def _connect(
