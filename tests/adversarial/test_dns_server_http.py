@@ -68,3 +68,25 @@ async def test_idle_and_half_sent_http_connections_are_closed_in_time(tmp_path: 
         assert time.monotonic() - start < 4
         for _, writer in conns:
             writer.close()
+
+
+@pytest.mark.timeout(20)
+async def test_http_per_ip_cap_counted_in_metrics(tmp_path: Path) -> None:
+    config = dns_server_config(tmp_path, http_port=0, dns_port=0, http_max_per_ip=3)
+    async with DnsServer(config) as server:
+        host, port = server.http_addr or ("", 0)
+        held = [await asyncio.open_connection(host, port) for _ in range(3)]
+        for _, w in held:
+            w.write(b"G")  # past the DNS/HTTP sniffing: HTTP connections now
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(_wait_closed(reader), 5)
+        writer.close()
+        for _, w in held:
+            w.close()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{server.http_url}/metrics") as resp,
+        ):
+            text = await resp.text()
+        assert 'iroh_dns_http_refused{cap="per_ip"} 1.0' in text

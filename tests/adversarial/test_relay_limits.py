@@ -77,3 +77,21 @@ async def test_idle_and_half_sent_sockets_closed_while_clients_connect() -> None
             await client.close()
             for _, writer in conns:
                 writer.close()
+
+
+@pytest.mark.timeout(20)
+async def test_per_ip_connection_cap_leaves_room_for_other_addresses() -> None:
+    async with RelayServer(ServerConfig(http_max_per_ip=5, http_max_connections=50)) as server:
+        held = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(5)]
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        await _wait_closed(reader)  # the sixth from one IP is closed at once
+        writer.close()
+        other_reader, other_writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, local_addr=("127.0.0.2", 0)
+        )
+        other_writer.write(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert b" 200 " in await asyncio.wait_for(other_reader.readline(), 5)
+        other_writer.close()
+        assert server.gate.refused_per_ip == 1
+        for _, w in held:
+            w.close()

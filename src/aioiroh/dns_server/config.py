@@ -51,6 +51,10 @@ class DnsServerConfig:
     http_keepalive_timeout: float = 10.0
     """An HTTP connection is closed when no complete request header arrived this long after it
     opened or after its last response, seconds (a header-read deadline and keep-alive timeout)."""
+    http_max_connections: int = 4096
+    """Open HTTP connections at once."""
+    http_max_per_ip: int = 64
+    """Open HTTP connections from one source IP at once."""
     body_timeout: float = 10.0
     """Deadline for receiving a whole pkarr PUT body, seconds."""
     tcp_idle_timeout: float = 10.0

@@ -127,6 +127,10 @@ def build_app(server: DnsServer) -> web.Application:
 
     async def metrics_page(request: web.Request) -> web.StreamResponse:
         metrics.records.set(len(server.store))
+        gate = server.http_gate
+        metrics.http_connections.set(gate.open)
+        metrics.http_refused.labels("total").set(gate.refused_total)
+        metrics.http_refused.labels("per_ip").set(gate.refused_per_ip)
         return web.Response(body=metrics.render(), content_type="text/plain")
 
     async def index(request: web.Request) -> web.StreamResponse:

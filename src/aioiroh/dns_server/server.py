@@ -13,6 +13,7 @@ import dns.rcode
 from aiohttp import web
 
 from ..dns.pkarr import SignedPacket
+from ..util.conn_gate import ConnectionGate, GatedAppRunner
 from .config import DnsServerConfig
 from .dns import DnsListeners
 from .http import build_app
@@ -74,6 +75,7 @@ class DnsServer:
             ),
             on_drop=lambda reason: self.metrics.dns_dropped.labels(reason).inc(),
         )
+        self.http_gate = ConnectionGate(config.http_max_connections, config.http_max_per_ip)
         self._runner: web.AppRunner | None = None
         self._evictor: asyncio.Task[None] | None = None
         self.state = ServerState.NEW
@@ -88,8 +90,9 @@ class DnsServer:
             raise RuntimeError(f"cannot start a server that is {self.state.value}")
         await self.store.open()
         try:
-            self._runner = web.AppRunner(
+            self._runner = GatedAppRunner(
                 build_app(self),
+                self.http_gate,
                 access_log=None,
                 keepalive_timeout=self.config.http_keepalive_timeout,
             )

@@ -98,6 +98,10 @@ class ServerConfig:
     max_inactive_per_endpoint: int = DEFAULT_MAX_INACTIVE_PER_ENDPOINT
     """Older connections of one EndpointId kept (inactive) besides the newest; beyond it the
     oldest is closed, so one key cannot pile up connections."""
+    http_max_connections: int = 20_000
+    """Open TCP connections on the main port at once (clients and everything else)."""
+    http_max_per_ip: int = 1024
+    """Open TCP connections from one source IP at once (NATs put many clients behind one)."""
     http_keepalive_timeout: float = DEFAULT_HTTP_KEEPALIVE_TIMEOUT
     """Seconds an HTTP connection may wait for a complete request header (after it opened or
     after its last response) before it is closed."""

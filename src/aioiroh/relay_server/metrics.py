@@ -41,6 +41,9 @@ class RelayMetrics(MetricsGroup):
     GAUGES = {
         "clients": "Connected (authenticated) client connections",
         "handshaking": "Upgrades holding a max_clients slot while their handshake runs",
+        "http_connections": "Open TCP connections on the main port",
+        "http_refused_total": "TCP connections refused: http_max_connections reached",
+        "http_refused_per_ip": "TCP connections refused: http_max_per_ip reached",
     }
 
     # Declared for type checkers; MetricsGroup sets each to 0.
@@ -71,3 +74,6 @@ class RelayMetrics(MetricsGroup):
     endpoint_gone_sent: int
     clients: int
     handshaking: int
+    http_connections: int
+    http_refused_total: int
+    http_refused_per_ip: int
