@@ -30,6 +30,13 @@ test: $(STAMP) system-deps
 test-pythons: $(STAMP)
 	$(BIN)/nox -s fast
 
+# Not part of `make test`: the hypothesis decoders with many more examples, then the attack suite.
+FUZZ_DECODERS = tests/relay/protocol/test_frames.py tests/quic/test_frames.py \
+	tests/quic/test_transport_parameters.py tests/base/test_ticket.py tests/base/test_relay_url.py
+fuzz: $(STAMP)
+	AIOIROH_FUZZ=1 $(BIN)/python -m pytest -q -p no:cacheprovider --timeout 1800 \
+		tests/adversarial $(FUZZ_DECODERS)
+
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench lab
 	$(BIN)/ruff check src tests bench lab

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 from .endpoint.connection import Connection
-from .endpoint.endpoint import Endpoint
+from .endpoint.endpoint import AcceptFilter, Endpoint
 from .errors import EndpointClosed, IrohError
 
 __all__ = ["AcceptError", "ProtocolHandler", "Router", "RouterBuilder"]
@@ -51,6 +51,11 @@ class RouterBuilder:
     def accept(self, alpn: bytes, handler: Handler) -> RouterBuilder:
         """Route connections negotiated with ``alpn`` to ``handler``."""
         self._handlers[bytes(alpn)] = handler
+        return self
+
+    def accept_filter(self, accept_filter: AcceptFilter | None) -> RouterBuilder:
+        """Refuse peers ``accept_filter(remote_id, alpn)`` rejects (see ``Endpoint``)."""
+        self._endpoint.set_accept_filter(accept_filter)
         return self
 
     def spawn(self) -> Router:

@@ -52,7 +52,7 @@ async def test_ipv6_report() -> None:
 
 
 async def test_bad_input_and_limits_never_kill_the_service() -> None:
-    async with QadServer("127.0.0.1", 0, max_connections=2) as qad:
+    async with QadServer("127.0.0.1", 0, max_connections=2, retry_threshold=None) as qad:
         raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         raw.setblocking(False)
         try:

@@ -10,8 +10,10 @@ from typing import Any
 
 import click
 
-from ..base.key import SecretKey
+from ..base.key import PublicKey, SecretKey
+from ..endpoint.endpoint import AcceptFilter
 from ..endpoint.relay_mode import RelayMode
+from ..errors import IrohError
 
 DEFAULT_KEY_FILE = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / (
     "aioiroh/secret.key"
@@ -171,3 +173,48 @@ def preset_from(
         return base.replace(**changes) if changes else base
     except IrohError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+# -- allowlists (--allow / --allow-file) ---------------------------------------------------
+
+
+def allow_options(f: Any) -> Any:
+    """``--allow ENDPOINT_ID`` (repeatable) and ``--allow-file PATH`` for listening commands."""
+    f = click.option(
+        "--allow-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="File of EndpointIds allowed to connect, one per line ('#' comments).",
+    )(f)
+    return click.option(
+        "--allow",
+        "allow",
+        multiple=True,
+        help="Only accept this EndpointId (repeatable); default: anyone who knows ours.",
+    )(f)
+
+
+def accept_filter_from(allow: tuple[str, ...], allow_file: Path | None) -> AcceptFilter | None:
+    """The accept filter for ``--allow``/``--allow-file``; None when neither was given."""
+    if not allow and allow_file is None:
+        return None
+    texts = list(allow)
+    if allow_file is not None:
+        for line in allow_file.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                texts.append(line)
+    allowed: set[PublicKey] = set()
+    for text in texts:
+        try:
+            allowed.add(PublicKey.parse(text))
+        except IrohError as exc:
+            raise click.BadParameter(f"not an EndpointId: {text!r} ({exc})") from None
+    if not allowed:
+        raise click.BadParameter("the allowlist is empty: nobody could connect")
+    frozen = frozenset(allowed)
+
+    def accept(remote_id: PublicKey, alpn: bytes) -> bool:
+        return remote_id in frozen
+
+    return accept

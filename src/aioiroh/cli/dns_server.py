@@ -28,6 +28,27 @@ __all__ = ["commands", "dns_server"]
     default=None,
     help="SQLite file (default: ./iroh-dns.sqlite; ':memory:' for none).",
 )
+@click.option(
+    "--http-timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Close HTTP connections without a complete request header after this many seconds.",
+)
+@click.option(
+    "--max-tcp-per-ip",
+    type=int,
+    default=16,
+    show_default=True,
+    help="Concurrent DNS-over-TCP connections allowed from one IP.",
+)
+@click.option(
+    "--udp-rrl",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="UDP DNS responses per second per /24 (/56); over it, slip to truncated replies. 0 = off.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON line once serving.")
 @click.option(
     "--dht",
@@ -48,6 +69,9 @@ def dns_server(
     bind: str,
     origins: tuple[str, ...],
     db: Path | None,
+    http_timeout: float,
+    max_tcp_per_ip: int,
+    udp_rrl: float,
     as_json: bool,
     dht: bool,
     dht_bootstrap: tuple[str, ...],
@@ -70,6 +94,10 @@ def dns_server(
         put_rate=None if dev else 4.0,
         dht_fallback=dht,
         dht_bootstrap=tuple(_host_port(b) for b in dht_bootstrap) or None,
+        http_keepalive_timeout=http_timeout,
+        body_timeout=http_timeout,
+        max_tcp_per_ip=max_tcp_per_ip,
+        udp_rrl_rate=udp_rrl or None,
     )
 
     async def run() -> None:

@@ -12,11 +12,13 @@ import click
 
 from ..base.ticket import EndpointTicket
 from ..endpoint.connection import Connection
-from ..endpoint.endpoint import Endpoint
+from ..endpoint.endpoint import AcceptFilter, Endpoint
 from ..errors import IrohError
 from ..presets import Preset
 from ._common import (
     DEFAULT_KEY_FILE,
+    accept_filter_from,
+    allow_options,
     emit,
     hard_nat_option,
     json_option,
@@ -91,6 +93,7 @@ async def _listen(
     as_json: bool,
     *,
     hard_nat: bool,
+    accept_filter: AcceptFilter | None = None,
 ) -> None:
     ep = await Endpoint.bind(
         load_or_create_key(key_file),
@@ -99,6 +102,7 @@ async def _listen(
         preset=preset,
         hard_nat=hard_nat,
     )
+    ep.set_accept_filter(accept_filter)
     tasks: set[asyncio.Task[None]] = set()
     try:
         # The ticket should carry the home relay: wait for it (bounded).
@@ -149,6 +153,7 @@ async def _listen(
     is_flag=True,
     help="Print the resolved network configuration (JSON) and exit without binding.",
 )
+@allow_options
 @json_option
 def listen_command(
     secret_key_file: Path | None,
@@ -162,6 +167,8 @@ def listen_command(
     pkarr_relay: str | None,
     hard_nat: bool,
     print_config: bool,
+    allow: tuple[str, ...],
+    allow_file: Path | None,
     as_json: bool,
 ) -> None:
     """Accept connections; prints a ticket to give to `aioiroh connect`.
@@ -172,8 +179,20 @@ def listen_command(
     if print_config:
         emit(True, {"event": "config", "config": preset.to_json()}, "")
         return
+    accept_filter = accept_filter_from(allow, allow_file)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_listen(secret_key_file, alpn, bind, preset, mode, as_json, hard_nat=hard_nat))
+        asyncio.run(
+            _listen(
+                secret_key_file,
+                alpn,
+                bind,
+                preset,
+                mode,
+                as_json,
+                hard_nat=hard_nat,
+                accept_filter=accept_filter,
+            )
+        )
 
 
 async def _connect(

@@ -25,10 +25,17 @@ import click
 from ..base.endpoint_addr import parse_socket_addr
 from ..base.ticket import EndpointTicket
 from ..endpoint.connection import Connection
-from ..endpoint.endpoint import Endpoint
+from ..endpoint.endpoint import AcceptFilter, Endpoint
 from ..endpoint.streams import RecvStream, SendStream
 from ..errors import IrohError
-from ._common import hard_nat_option, json_option, key_option, relay_option
+from ._common import (
+    accept_filter_from,
+    allow_options,
+    hard_nat_option,
+    json_option,
+    key_option,
+    relay_option,
+)
 from .pipe import (
     ALPN,
     CANCEL_CODE,
@@ -170,9 +177,11 @@ async def _listen(
     as_json: bool,
     *,
     hard_nat: bool,
+    accept_filter: AcceptFilter | None = None,
 ) -> int:
     target = _host_port(host)
     ep = await bind_endpoint(key_file, [ALPN], bind, relays, hard_nat=hard_nat)
+    ep.set_accept_filter(accept_filter)
     fw = _Forwarder(as_json)
     conns: set[asyncio.Task[None]] = set()
     try:
@@ -312,6 +321,7 @@ def forward_group() -> None:
 @bind_option
 @relay_option
 @hard_nat_option
+@allow_options
 @json_option
 def listen_command(
     host: str,
@@ -319,11 +329,24 @@ def listen_command(
     bind: str,
     relays: tuple[str, ...],
     hard_nat: bool,
+    allow: tuple[str, ...],
+    allow_file: Path | None,
     as_json: bool,
 ) -> None:
     """Expose the TCP service at HOST:PORT; prints a ticket for `forward connect`."""
     _host_port(host)
-    run_main(_listen(secret_key_file, host, bind, relays, as_json, hard_nat=hard_nat))
+    accept_filter = accept_filter_from(allow, allow_file)
+    run_main(
+        _listen(
+            secret_key_file,
+            host,
+            bind,
+            relays,
+            as_json,
+            hard_nat=hard_nat,
+            accept_filter=accept_filter,
+        )
+    )
 
 
 @forward_group.command("connect")

@@ -12,9 +12,11 @@ from typing import Any
 
 import click
 
-from ..endpoint.endpoint import Endpoint
+from ..endpoint.endpoint import AcceptFilter, Endpoint
 from ..http import ALPN_H3, AsgiServer, LifespanFailed, serve
 from ._common import (
+    accept_filter_from,
+    allow_options,
     emit,
     hard_nat_option,
     json_option,
@@ -58,6 +60,7 @@ async def _serve_asgi(
     limit: int,
     *,
     hard_nat: bool,
+    accept_filter: AcceptFilter | None = None,
 ) -> None:
     ep = await Endpoint.bind(
         load_or_create_key(key_file),
@@ -66,6 +69,7 @@ async def _serve_asgi(
         relay_mode=relay_mode_from(relays),
         hard_nat=hard_nat,
     )
+    ep.set_accept_filter(accept_filter)
 
     def started(server: AsgiServer) -> None:
         ticket = str(ep.ticket())
@@ -109,6 +113,7 @@ async def _serve_asgi(
 @click.option("--bind", default="0.0.0.0:0", show_default=True, help="IPv4 address to bind.")
 @_relay_option
 @hard_nat_option
+@allow_options
 @json_option
 @click.option(
     "--lifespan",
@@ -130,12 +135,15 @@ def serve_asgi(
     bind: str,
     relays: tuple[str, ...],
     hard_nat: bool,
+    allow: tuple[str, ...],
+    allow_file: Path | None,
     as_json: bool,
     lifespan: str,
     limit_concurrency: int,
     app_dir: str,
 ) -> None:
     """Serve an ASGI application (MODULE:APP) over HTTP/3 on iroh; prints the ticket."""
+    accept_filter = accept_filter_from(allow, allow_file)
     app = load_app(app_spec, app_dir)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
@@ -148,6 +156,7 @@ def serve_asgi(
                 lifespan,
                 limit_concurrency,
                 hard_nat=hard_nat,
+                accept_filter=accept_filter,
             )
         )
 

@@ -31,10 +31,12 @@ import click
 from ..base.key import SecretKey
 from ..base.ticket import EndpointTicket
 from ..endpoint.connection import Connection
-from ..endpoint.endpoint import Endpoint
+from ..endpoint.endpoint import AcceptFilter, Endpoint
 from ..endpoint.streams import RecvStream, SendStream
 from ..errors import IrohError
 from ._common import (
+    accept_filter_from,
+    allow_options,
     hard_nat_option,
     json_option,
     key_option,
@@ -371,8 +373,10 @@ async def _listen(
     as_json: bool,
     *,
     hard_nat: bool,
+    accept_filter: AcceptFilter | None = None,
 ) -> int:
     ep = await bind_endpoint(key_file, [ALPN], bind, relays, hard_nat=hard_nat)
+    ep.set_accept_filter(accept_filter)
     try:
         ticket = str(ep.ticket())
         event(
@@ -454,6 +458,7 @@ def pipe_group() -> None:
 @relay_option
 @hard_nat_option
 @click.option("--recv-only", is_flag=True, help="Do not read stdin; only print what arrives.")
+@allow_options
 @json_option
 def listen_command(
     secret_key_file: Path | None,
@@ -461,10 +466,23 @@ def listen_command(
     relays: tuple[str, ...],
     hard_nat: bool,
     recv_only: bool,
+    allow: tuple[str, ...],
+    allow_file: Path | None,
     as_json: bool,
 ) -> None:
     """Wait for one peer and pipe stdin/stdout to it; prints a ticket on stderr."""
-    run_main(_listen(secret_key_file, bind, relays, recv_only, as_json, hard_nat=hard_nat))
+    accept_filter = accept_filter_from(allow, allow_file)
+    run_main(
+        _listen(
+            secret_key_file,
+            bind,
+            relays,
+            recv_only,
+            as_json,
+            hard_nat=hard_nat,
+            accept_filter=accept_filter,
+        )
+    )
 
 
 @pipe_group.command("connect")

@@ -45,6 +45,13 @@ def _keys(values: tuple[str, ...]) -> frozenset[PublicKey]:
 @click.option("--rate-limit", type=int, default=None, help="Per-client receive limit, bytes/s.")
 @click.option("--max-clients", type=int, default=10_000, show_default=True)
 @click.option(
+    "--http-timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Close HTTP connections without a complete request header after this many seconds.",
+)
+@click.option(
     "--qad-port",
     type=int,
     default=None,
@@ -71,6 +78,7 @@ def relay(
     token: tuple[str, ...],
     rate_limit: int | None,
     max_clients: int,
+    http_timeout: float,
     qad_port: int | None,
     no_qad: bool,
     http_port: int | None,
@@ -98,6 +106,7 @@ def relay(
         tls_key=tls_key,
         metrics_port=metrics_port,
         max_clients=max_clients,
+        http_keepalive_timeout=http_timeout,
         rate_limit=RateLimit(rate_limit) if rate_limit else None,
         access=AccessConfig(
             allow=_keys(allow) if allow else None,

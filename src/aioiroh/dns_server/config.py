@@ -48,8 +48,29 @@ class DnsServerConfig:
     """SOA rdata served at each origin apex."""
     default_ttl: int = 900
     """TTL of the SOA record."""
+    http_keepalive_timeout: float = 10.0
+    """An HTTP connection is closed when no complete request header arrived this long after it
+    opened or after its last response, seconds (a header-read deadline and keep-alive timeout)."""
+    http_max_connections: int = 4096
+    """Open HTTP connections at once."""
+    http_max_per_ip: int = 64
+    """Open HTTP connections from one source IP at once."""
+    body_timeout: float = 10.0
+    """Deadline for receiving a whole pkarr PUT body, seconds."""
     tcp_idle_timeout: float = 10.0
     """A TCP DNS connection idle this long is closed, seconds."""
+    tcp_max_lifetime: float = 30.0
+    """A TCP DNS connection is closed this long after it opened, however busy, seconds."""
+    tcp_write_timeout: float = 5.0
+    """A TCP DNS reply that cannot be written within this closes the connection, seconds."""
+    max_tcp_per_ip: int = 16
+    """Bound on concurrent TCP DNS connections from one source IP."""
+    udp_rrl_rate: float | None = 20.0
+    """UDP responses per second per source prefix (/24, /56); ``None`` disables RRL."""
+    udp_rrl_burst: int = 40
+    """Token bucket size of the UDP response-rate limit."""
+    udp_rrl_slip: int = 2
+    """Over the UDP limit, every n-th query gets a truncated reply, the rest none (0: none)."""
     max_tcp_connections: int = 512
     """Bound on concurrent TCP DNS connections; more are closed at once."""
     max_inflight_udp: int = 1024

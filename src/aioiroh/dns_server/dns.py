@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
+import time
 from collections.abc import Awaitable, Callable
 from typing import Final, cast
+
+import dns.exception
+import dns.flags
+import dns.message
+
+from .rate_limit import ResponseRateLimiter
 
 __all__ = ["DnsListeners", "QueryHandler"]
 
@@ -67,6 +76,14 @@ class _SniffProtocol(asyncio.Protocol):
             inner.connection_made(self._transport)
         self._inner.data_received(data)
 
+    def pause_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.resume_writing()
+
     def eof_received(self) -> bool | None:
         return self._inner.eof_received() if self._inner is not None else None
 
@@ -81,7 +98,10 @@ class DnsListeners:
 
     Bounds: at most ``max_inflight_udp`` UDP queries are answered at once (more are dropped
     and counted via ``on_drop``), at most ``max_tcp_connections`` TCP connections are open,
-    and a TCP connection idle for ``tcp_idle_timeout`` seconds is closed.
+    and a TCP connection idle for ``tcp_idle_timeout`` seconds is closed. A TCP connection
+    also lives at most ``tcp_max_lifetime`` seconds in total, a reply that cannot be written
+    within ``tcp_write_timeout`` closes it, and one source IP holds at most ``max_tcp_per_ip``
+    of them. With ``rrl``, UDP replies are rate limited per source prefix.
     """
 
     def __init__(
@@ -91,12 +111,21 @@ class DnsListeners:
         max_inflight_udp: int,
         max_tcp_connections: int,
         tcp_idle_timeout: float,
+        tcp_max_lifetime: float = 30.0,
+        tcp_write_timeout: float = 5.0,
+        max_tcp_per_ip: int = 16,
+        rrl: ResponseRateLimiter | None = None,
         on_drop: Callable[[str], None] = lambda reason: None,
     ) -> None:
         self._handler = handler
         self._max_inflight_udp = max_inflight_udp
         self._max_tcp = max_tcp_connections
         self._idle = tcp_idle_timeout
+        self._lifetime = tcp_max_lifetime
+        self._write_timeout = tcp_write_timeout
+        self._max_tcp_per_ip = max_tcp_per_ip
+        self._tcp_per_ip: dict[str, int] = {}
+        self._rrl = rrl
         self._on_drop = on_drop
         self._udp: _UdpProtocol | None = None
         self._tcp: asyncio.Server | None = None
@@ -162,6 +191,15 @@ class DnsListeners:
         if len(self._tasks) >= self._max_inflight_udp:
             self._on_drop("udp_overload")
             return
+        if self._rrl is not None:
+            verdict = self._rrl.check(addr[0], time.monotonic())
+            if verdict != "answer":
+                self._on_drop(f"rrl_{verdict}")
+                udp = self._udp
+                reply = _truncated(data) if verdict == "slip" else None
+                if reply is not None and udp is not None and udp.transport is not None:
+                    udp.transport.sendto(reply, addr)
+                return
         task = asyncio.get_running_loop().create_task(self._answer_udp(data, addr))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -182,30 +220,74 @@ class DnsListeners:
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        peer = writer.get_extra_info("peername")
+        ip = str(peer[0]) if peer else "?"
         if len(self._tcp_conns) >= self._max_tcp:
             self._on_drop("tcp_overload")
-            writer.close()
+            writer.transport.abort()
+            return
+        if self._tcp_per_ip.get(ip, 0) >= self._max_tcp_per_ip:
+            self._on_drop("tcp_per_ip")
+            writer.transport.abort()
             return
         self._tcp_conns.add(task)
+        self._tcp_per_ip[ip] = self._tcp_per_ip.get(ip, 0) + 1
+        timed_out = False
         try:
-            while True:
-                header = await asyncio.wait_for(reader.readexactly(2), self._idle)
-                length = int.from_bytes(header, "big")
-                query = await asyncio.wait_for(reader.readexactly(length), self._idle)
-                reply = await self._handler(query, False)
-                if reply is None:
-                    continue
-                if len(reply) > _MAX_TCP_MESSAGE:
-                    self._on_drop("too_large")
-                    continue
-                writer.write(len(reply).to_bytes(2, "big") + reply)
-                await writer.drain()
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            # The idle timer restarts per query; the lifetime bounds a client that keeps
+            # sending slowly, the write timeout one that never reads its answers.
+            async with asyncio.timeout(self._lifetime):
+                while True:
+                    header = await asyncio.wait_for(reader.readexactly(2), self._idle)
+                    length = int.from_bytes(header, "big")
+                    query = await asyncio.wait_for(reader.readexactly(length), self._idle)
+                    reply = await self._handler(query, False)
+                    if reply is None:
+                        continue
+                    if len(reply) > _MAX_TCP_MESSAGE:
+                        self._on_drop("too_large")
+                        continue
+                    writer.write(len(reply).to_bytes(2, "big") + reply)
+                    await asyncio.wait_for(writer.drain(), self._write_timeout)
+        except TimeoutError:
+            timed_out = True
+        except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             self._tcp_conns.discard(task)
+            left = self._tcp_per_ip.pop(ip, 1) - 1
+            if left > 0:
+                self._tcp_per_ip[ip] = left
+            if timed_out:
+                self._on_drop("tcp_timeout")
+                _reset(writer)
             writer.close()
             try:
                 await writer.wait_closed()
             except ConnectionError:
                 pass
+
+
+def _truncated(query: bytes) -> bytes | None:
+    """An empty reply with TC set (the RRL "slip"): a real resolver retries over TCP."""
+    try:
+        request = dns.message.from_wire(query)
+    except (dns.exception.DNSException, ValueError, IndexError, UnicodeError):
+        return None
+    if request.flags & dns.flags.QR:
+        return None
+    response = dns.message.make_response(request)
+    response.flags |= dns.flags.TC
+    return response.to_wire()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Drop the connection with a RST: replies queued for a peer that does not read are not
+    kept by the kernel either (a plain close leaves an orphan retrying into a zero window)."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    writer.transport.abort()

@@ -6,6 +6,7 @@ Routes (as iroh-dns-server): ``PUT``/``GET /pkarr/{z32}``, ``GET``/``POST /dns-q
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from typing import TYPE_CHECKING, Final
@@ -33,6 +34,20 @@ def _text_error(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=message + "\n")
 
 
+async def _read_body(request: web.Request, limit: int, timeout: float) -> bytes:
+    """Up to ``limit`` bytes of the body, read until EOF: a body may arrive in several parts."""
+    chunks: list[bytes] = []
+    size = 0
+    async with asyncio.timeout(timeout):
+        while size < limit:
+            chunk = await request.content.read(limit - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    return b"".join(chunks)
+
+
 def build_app(server: DnsServer) -> web.Application:
     """The aiohttp application serving ``server``."""
     app = web.Application(client_max_size=MAX_DOH_BODY)
@@ -56,7 +71,11 @@ def build_app(server: DnsServer) -> web.Application:
         if request.content_length is not None and request.content_length > MAX_PUT_BODY:
             metrics.pkarr_puts.labels("too_large").inc()
             return _text_error(413, f"signed packet larger than {MAX_PUT_BODY} bytes")
-        body = await request.content.read(MAX_PUT_BODY + 1)
+        try:
+            body = await _read_body(request, MAX_PUT_BODY + 1, server.config.body_timeout)
+        except TimeoutError:
+            metrics.pkarr_puts.labels("body_timeout").inc()
+            return _text_error(408, "request body not received in time")
         if len(body) > MAX_PUT_BODY:
             metrics.pkarr_puts.labels("too_large").inc()
             return _text_error(413, f"signed packet larger than {MAX_PUT_BODY} bytes")
@@ -108,6 +127,10 @@ def build_app(server: DnsServer) -> web.Application:
 
     async def metrics_page(request: web.Request) -> web.StreamResponse:
         metrics.records.set(len(server.store))
+        gate = server.http_gate
+        metrics.http_connections.set(gate.open)
+        metrics.http_refused.labels("total").set(gate.refused_total)
+        metrics.http_refused.labels("per_ip").set(gate.refused_per_ip)
         return web.Response(body=metrics.render(), content_type="text/plain")
 
     async def index(request: web.Request) -> web.StreamResponse:

@@ -32,6 +32,12 @@ class DnsServerMetrics:
             "iroh_dns_records_expired", "records removed by expiry", registry=r
         )
         self.records = Gauge("iroh_dns_records", "records stored", registry=r)
+        self.http_connections = Gauge(
+            "iroh_dns_http_connections", "open HTTP connections", registry=r
+        )
+        self.http_refused = Gauge(
+            "iroh_dns_http_refused", "HTTP connections refused by cap", ["cap"], registry=r
+        )
 
     def render(self) -> bytes:
         """Prometheus text exposition of this instance's metrics."""

@@ -13,12 +13,13 @@ import dns.rcode
 from aiohttp import web
 
 from ..dns.pkarr import SignedPacket
+from ..util.conn_gate import ConnectionGate, GatedAppRunner
 from .config import DnsServerConfig
 from .dht_fallback import DhtFallback
 from .dns import DnsListeners
 from .http import build_app
 from .metrics import DnsServerMetrics
-from .rate_limit import RateLimiter
+from .rate_limit import RateLimiter, ResponseRateLimiter
 from .store import PacketStore, PutResult
 from .zone import Zone
 
@@ -60,6 +61,19 @@ class DnsServer:
             max_inflight_udp=config.max_inflight_udp,
             max_tcp_connections=config.max_tcp_connections,
             tcp_idle_timeout=config.tcp_idle_timeout,
+            tcp_max_lifetime=config.tcp_max_lifetime,
+            tcp_write_timeout=config.tcp_write_timeout,
+            max_tcp_per_ip=config.max_tcp_per_ip,
+            rrl=(
+                ResponseRateLimiter(
+                    config.udp_rrl_rate,
+                    config.udp_rrl_burst,
+                    slip=config.udp_rrl_slip,
+                    max_prefixes=config.rate_limit_clients,
+                )
+                if config.udp_rrl_rate is not None
+                else None
+            ),
             on_drop=lambda reason: self.metrics.dns_dropped.labels(reason).inc(),
         )
         self.dht_fallback: DhtFallback | None = None
@@ -69,6 +83,7 @@ class DnsServer:
                 if config.dht_bootstrap is None
                 else DhtFallback(bootstrap=config.dht_bootstrap)
             )
+        self.http_gate = ConnectionGate(config.http_max_connections, config.http_max_per_ip)
         self._runner: web.AppRunner | None = None
         self._evictor: asyncio.Task[None] | None = None
         self.state = ServerState.NEW
@@ -85,7 +100,12 @@ class DnsServer:
         try:
             if self.dht_fallback is not None:
                 await self.dht_fallback.start()
-            self._runner = web.AppRunner(build_app(self), access_log=None)
+            self._runner = GatedAppRunner(
+                build_app(self),
+                self.http_gate,
+                access_log=None,
+                keepalive_timeout=self.config.http_keepalive_timeout,
+            )
             await self._runner.setup()
             cfg = self.config
             shared = cfg.http_port == cfg.dns_port and cfg.http_host == cfg.dns_host

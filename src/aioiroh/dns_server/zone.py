@@ -77,6 +77,9 @@ class Zone:
             return self._error(request, dns.rcode.NOTIMP, udp)
         if len(request.question) != 1:
             return self._error(request, dns.rcode.FORMERR, udp)
+        if request.question[0].rdtype == dns.rdatatype.ANY:
+            # ANY is the classic amplification query; nothing legitimate needs it here.
+            return self._error(request, dns.rcode.REFUSED, udp)
         qname = request.question[0].name
         origin = next((o for o in self._origins if qname.is_subdomain(o)), None)
         if origin is None:

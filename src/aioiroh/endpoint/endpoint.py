@@ -7,7 +7,7 @@ import contextlib
 import enum
 import logging
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from ..address_lookup.base import AddressLookup
@@ -42,6 +42,11 @@ DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 MAX_ACCEPT_BACKLOG: Final = 256
 # Application close code and reason used when the endpoint shuts down.
 ENDPOINT_CLOSE_CODE: Final = 0
+# Application close code for a peer refused by the accept filter (HTTP's "forbidden").
+ACCEPT_REFUSED_CODE: Final = 403
+
+AcceptFilter = Callable[[PublicKey, bytes], bool]
+"""``filter(remote_id, alpn) -> accept?``, run on every authenticated incoming connection."""
 # QAD (our public address as the home relay sees it) is re-asked this often, like a modest
 # net_report cadence; also at once when the home relay or the local addresses change.
 QAD_INTERVAL: Final = 30.0
@@ -596,12 +601,28 @@ class Endpoint:
             self._track(conn)
             conn._loop.call_soon(conn.close, 1, b"authentication required")
             return
+        accept_filter = self._accept_filter
+        if accept_filter is not None and not accept_filter(conn.remote_id, conn.alpn):
+            logger.info("refused %s: not allowed by the accept filter", conn.remote_id.fmt_short())
+            self._track(conn)
+            conn._loop.call_soon(conn.close, ACCEPT_REFUSED_CODE, b"not allowed")
+            return
         self._track(conn)
         self._accept_queue.append(conn)
         waiters, self._accept_waiters = self._accept_waiters, []
         for w in waiters:
             if not w.done():
                 w.set_result(None)
+
+    _accept_filter: AcceptFilter | None = None
+
+    def set_accept_filter(self, accept_filter: AcceptFilter | None) -> None:
+        """Refuse incoming connections ``accept_filter(remote_id, alpn)`` returns False for.
+
+        Refused peers are closed with :data:`ACCEPT_REFUSED_CODE` ("not allowed") and logged;
+        they never reach :meth:`accept`. ``None`` accepts every authenticated peer again.
+        """
+        self._accept_filter = accept_filter
 
     def _track(self, conn: Connection) -> None:
         self._connections.add(conn)

@@ -88,10 +88,12 @@ class QadConnection(QuicConnection):
         *,
         configuration: QuicConfiguration,
         original_destination_connection_id: bytes | None = None,
+        retry_source_connection_id: bytes | None = None,
     ) -> None:
         super().__init__(
             configuration=configuration,
             original_destination_connection_id=original_destination_connection_id,
+            retry_source_connection_id=retry_source_connection_id,
         )
         self.qad_role = QAD_ROLE_RECEIVE if configuration.is_client else QAD_ROLE_SEND
         self.qad: AddressDiscovery | None = None

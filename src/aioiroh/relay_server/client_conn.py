@@ -343,6 +343,8 @@ class RelayHub:
         self.metrics = metrics
         self.registry = ClientRegistry(max_sent_to=config.max_sent_to)
         self.conns: dict[int, ClientConn] = {}
+        #: Handshakes holding a reserved ``max_clients`` slot.
+        self.handshaking = 0
         self._next_id = 0
         self._rng = random.Random()
         self._max_queue_delay = (
@@ -359,6 +361,21 @@ class RelayHub:
         low, high = self.config.ping_jitter
         return self.config.ping_interval + self._rng.uniform(low, high)
 
+    def try_reserve(self) -> bool:
+        """Reserve a client slot for a handshake about to start; False when the relay is full.
+
+        Check and reservation happen without an await in between, so concurrent upgrades
+        cannot all pass the check (``release`` gives the slot back when the handshake ends).
+        """
+        if self.handshaking + self.registry.endpoint_count >= self.config.max_clients:
+            return False
+        self.handshaking += 1
+        return True
+
+    def release(self) -> None:
+        """The handshake that held a reserved slot ended (registered or failed)."""
+        self.handshaking -= 1
+
     def add(self, conn: ClientConn) -> None:
         """Register an authenticated connection."""
         self.conns[conn.conn_id] = conn
@@ -368,6 +385,12 @@ class RelayHub:
         if actions:
             self.metrics.same_id_replaced += 1
         self._apply(actions)
+        inactive = self.registry.inactive_conns(conn.endpoint_id)
+        for old_id in inactive[: max(0, len(inactive) - self.config.max_inactive_per_endpoint)]:
+            old = self.conns.get(old_id)
+            if old is not None:
+                self.metrics.same_id_closed += 1
+                old.abort("replaced by a newer connection with the same EndpointId")
 
     def remove(self, conn: ClientConn) -> None:
         """Forget a finished connection and tell whoever needs to know."""

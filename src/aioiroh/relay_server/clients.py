@@ -67,6 +67,16 @@ class ClientRegistry:
     def __len__(self) -> int:
         return len(self._ids)
 
+    @property
+    def endpoint_count(self) -> int:
+        """Distinct EndpointIds connected (what ``max_clients`` counts)."""
+        return len(self._entries)
+
+    def inactive_conns(self, endpoint_id: EndpointId) -> list[int]:
+        """Older connections of ``endpoint_id``, oldest first."""
+        entry = self._entries.get(endpoint_id)
+        return [] if entry is None else list(entry.inactive)
+
     def endpoint_of(self, conn_id: int) -> EndpointId | None:
         """The EndpointId connection ``conn_id`` authenticated as."""
         return self._ids.get(conn_id)

@@ -28,6 +28,11 @@ DEFAULT_PING_TIMEOUT: Final = 5.0
 DEFAULT_HANDSHAKE_TIMEOUT: Final = 10.0
 # Connected clients at once; more are refused with 503 before the upgrade.
 DEFAULT_MAX_CLIENTS: Final = 10_000
+# Older connections one EndpointId may keep open besides its active one (newest wins).
+DEFAULT_MAX_INACTIVE_PER_ENDPOINT: Final = 1
+# An HTTP connection without a complete request header this long after it opened (or after its
+# last response) is closed: the header-read deadline and the keep-alive timeout in one.
+DEFAULT_HTTP_KEEPALIVE_TIMEOUT: Final = 10.0
 # Distinct destinations remembered per sender for EndpointGone notices.
 DEFAULT_MAX_SENT_TO: Final = 4096
 
@@ -88,7 +93,18 @@ class ServerConfig:
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     """Seconds from the upgrade to a verified ClientAuth."""
     max_clients: int = DEFAULT_MAX_CLIENTS
-    """Most concurrently connected clients."""
+    """Most clients at once: distinct connected EndpointIds plus handshakes in progress (a slot
+    is reserved before the upgrade, so concurrent handshakes cannot overshoot it)."""
+    max_inactive_per_endpoint: int = DEFAULT_MAX_INACTIVE_PER_ENDPOINT
+    """Older connections of one EndpointId kept (inactive) besides the newest; beyond it the
+    oldest is closed, so one key cannot pile up connections."""
+    http_max_connections: int = 20_000
+    """Open TCP connections on the main port at once (clients and everything else)."""
+    http_max_per_ip: int = 1024
+    """Open TCP connections from one source IP at once (NATs put many clients behind one)."""
+    http_keepalive_timeout: float = DEFAULT_HTTP_KEEPALIVE_TIMEOUT
+    """Seconds an HTTP connection may wait for a complete request header (after it opened or
+    after its last response) before it is closed."""
     max_sent_to: int = DEFAULT_MAX_SENT_TO
     """Per-sender bound on remembered destinations (for EndpointGone)."""
     metrics_port: int | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
 from typing import Final
@@ -110,15 +111,36 @@ async def _handshake(
 
 async def _relay_handler(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB_KEY]
-    config = hub.config
     metrics = hub.metrics
     version = negotiate(request.headers.get("Sec-WebSocket-Protocol", ""))
     if version is None:
         metrics.bad_upgrades += 1
         return web.Response(status=400, text="unsupported or missing Sec-WebSocket-Protocol")
-    if len(hub.conns) >= config.max_clients:
+    if not hub.try_reserve():
         metrics.bad_upgrades += 1
+        metrics.full_refused += 1
         return web.Response(status=503, text="relay full")
+    metrics.handshaking = hub.handshaking
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            hub.release()
+            metrics.handshaking = hub.handshaking
+
+    try:
+        return await _upgrade_and_serve(request, hub, version, release)
+    finally:
+        release()
+
+
+async def _upgrade_and_serve(
+    request: web.Request, hub: RelayHub, version: ProtocolVersion, release: Callable[[], None]
+) -> web.StreamResponse:
+    config = hub.config
+    metrics = hub.metrics
     ws = web.WebSocketResponse(
         protocols=(version.value,),
         max_msg_size=MAX_FRAME_SIZE,
@@ -162,6 +184,7 @@ async def _relay_handler(request: web.Request) -> web.StreamResponse:
     loop = asyncio.get_running_loop()
     conn = ClientConn(hub, hub.next_conn_id(), endpoint_id, version, ws, request, now=loop.time())
     hub.add(conn)
+    release()  # from now on the connected EndpointId holds the slot
     await conn.run()
     return ws
 

@@ -34,10 +34,16 @@ class RelayMetrics(MetricsGroup):
         "slow_clients": "Clients closed because a write blocked past the write timeout",
         "rate_limited": "Times a client's reading was paused by the rate limit",
         "same_id_replaced": "Connections made inactive by a newer one with the same EndpointId",
+        "same_id_closed": "Inactive connections closed: too many for one EndpointId",
+        "full_refused": "Upgrades refused with 503 because max_clients slots were taken",
         "endpoint_gone_sent": "EndpointGone notices queued",
     }
     GAUGES = {
         "clients": "Connected (authenticated) client connections",
+        "handshaking": "Upgrades holding a max_clients slot while their handshake runs",
+        "http_connections": "Open TCP connections on the main port",
+        "http_refused_total": "TCP connections refused: http_max_connections reached",
+        "http_refused_per_ip": "TCP connections refused: http_max_per_ip reached",
     }
 
     # Declared for type checkers; MetricsGroup sets each to 0.
@@ -63,5 +69,11 @@ class RelayMetrics(MetricsGroup):
     slow_clients: int
     rate_limited: int
     same_id_replaced: int
+    same_id_closed: int
+    full_refused: int
     endpoint_gone_sent: int
     clients: int
+    handshaking: int
+    http_connections: int
+    http_refused_total: int
+    http_refused_per_ip: int

@@ -7,14 +7,18 @@ application code 1 "finished". Clients behind NAT learn their public mapping thi
 what lets them holepunch.
 
 Robustness: at most :data:`MAX_QAD_CONNECTIONS` connections at once (more Initials are dropped
-and counted); datagrams that are malformed, too short to be an Initial, or of another QUIC
-version are dropped and counted; an exception inside one connection closes only that one.
+and counted), at most :data:`MAX_QAD_PER_SOURCE` from one source IP; once a quarter of the
+slots are taken, Initials without a token get a stateless Retry, so a slot needs a client that
+receives at the address it claims (the address QAD reports). Datagrams that are malformed, too
+short to be an Initial, or of another QUIC version are dropped and counted; an exception inside
+one connection closes only that one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +27,8 @@ from typing import Any, Final
 
 from aioquic.buffer import Buffer, BufferReadError
 from aioquic.quic import events
-from aioquic.quic.packet import QuicPacketType, pull_quic_header
+from aioquic.quic.packet import QuicPacketType, encode_quic_retry, pull_quic_header
+from aioquic.quic.retry import QuicRetryTokenHandler
 
 from ..quic.qad_connection import CID_LENGTH, QadConnection, qad_configuration
 from ..tls.x509 import self_signed_certificate
@@ -31,6 +36,7 @@ from ..tls.x509 import self_signed_certificate
 __all__ = [
     "DEFAULT_QAD_PORT",
     "MAX_QAD_CONNECTIONS",
+    "MAX_QAD_PER_SOURCE",
     "QadServer",
     "QadServerStats",
 ]
@@ -41,6 +47,8 @@ DEFAULT_QAD_PORT: Final = 7842
 """iroh's default QAD port."""
 MAX_QAD_CONNECTIONS: Final = 1024
 """Connections served at once; each lives a few round trips, so this is plenty."""
+MAX_QAD_PER_SOURCE: Final = 16
+"""Connections one source IP may hold at once."""
 # RFC 9000 §14.1: a client's first datagram is at least 1200 bytes.
 MIN_INITIAL_SIZE: Final = 1200
 QUIC_V1: Final = 1
@@ -58,15 +66,19 @@ class QadServerStats:
     dropped_malformed: int = 0
     dropped_unknown: int = 0
     dropped_full: int = 0
+    dropped_source: int = 0
+    dropped_bad_token: int = 0
+    retries: int = 0
     errors: int = 0
 
 
 class _Conn:
-    __slots__ = ("addr", "cids", "deadline", "quic", "timer")
+    __slots__ = ("addr", "cids", "deadline", "quic", "source", "timer")
 
     def __init__(self, quic: QadConnection, addr: Any, deadline: float) -> None:
         self.quic = quic
         self.addr = addr
+        self.source = str(addr[0])
         self.cids: set[bytes] = set()
         self.timer: asyncio.TimerHandle | None = None
         self.deadline = deadline
@@ -89,10 +101,18 @@ class QadServer:
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
         max_connections: int = MAX_QAD_CONNECTIONS,
+        max_per_source: int = MAX_QAD_PER_SOURCE,
+        retry_threshold: int | None = -1,
     ) -> None:
+        """``retry_threshold``: connections from which on a Retry is required (-1: a quarter
+        of ``max_connections``; 0: always; None: never)."""
         self.host = host
         self._want_port = port
         self.max_connections = max_connections
+        self.max_per_source = max_per_source
+        self.retry_threshold = max_connections // 4 if retry_threshold == -1 else retry_threshold
+        self._retry = QuicRetryTokenHandler()
+        self._per_source: dict[str, int] = {}
         self.stats = QadServerStats()
         self._config = qad_configuration(is_client=False)
         if tls_cert is not None and tls_key is not None:
@@ -219,21 +239,66 @@ class QadServer:
         if header.version != QUIC_V1 or header.packet_type != QuicPacketType.INITIAL:
             self.stats.dropped_unknown += 1
             return None
+        source = str(addr[0])
+        if self._per_source.get(source, 0) >= self.max_per_source:
+            self.stats.dropped_source += 1
+            return None
+        original_dcid = header.destination_cid
+        retry_scid: bytes | None = None
+        assert self._loop is not None
+        if header.token:
+            try:
+                original_dcid = self._retry.validate_token(
+                    address=addr,
+                    destination_cid=header.destination_cid,
+                    token=header.token,
+                    now=self._loop.time(),
+                )
+                retry_scid = header.destination_cid
+            except ValueError:
+                self.stats.dropped_bad_token += 1
+                return None
+        elif self.retry_threshold is not None and len(self._conns) >= self.retry_threshold:
+            self._send_retry(header, addr)
+            return None
         if len(self._conns) >= self.max_connections:
             self.stats.dropped_full += 1
             return None
         assert self._loop is not None
         quic = QadConnection(
             configuration=self._config,
-            original_destination_connection_id=header.destination_cid,
+            original_destination_connection_id=original_dcid,
+            retry_source_connection_id=retry_scid,
         )
         conn = _Conn(quic, addr, self._loop.time() + CONNECTION_LIFETIME)
+        self._per_source[source] = self._per_source.get(source, 0) + 1
         self._conns.add(conn)
         self.stats.connections += 1
         for cid in (quic.host_cid, header.destination_cid):
             conn.cids.add(cid)
             self._cids[cid] = conn
         return conn
+
+    def _send_retry(self, header: Any, addr: Any) -> None:
+        """Stateless Retry: the token binds the client's address; nothing is kept."""
+        source_cid = os.urandom(CID_LENGTH)
+        assert self._loop is not None
+        token = self._retry.create_token(
+            address=addr,
+            original_destination_connection_id=header.destination_cid,
+            retry_source_connection_id=source_cid,
+            now=self._loop.time(),
+        )
+        packet = encode_quic_retry(
+            version=header.version,
+            source_cid=source_cid,
+            destination_cid=header.source_cid,
+            original_destination_cid=header.destination_cid,
+            retry_token=token,
+        )
+        self.stats.retries += 1
+        if self._transport is not None:
+            self._transport.sendto(packet, addr)
 
     def _process(self, conn: _Conn) -> None:
         quic = conn.quic
@@ -292,6 +357,10 @@ class QadServer:
         if conn.timer is not None:
             conn.timer.cancel()
             conn.timer = None
+        if conn in self._conns:
+            left = self._per_source.pop(conn.source, 1) - 1
+            if left > 0:
+                self._per_source[conn.source] = left
         self._conns.discard(conn)
         for cid in conn.cids:
             if self._cids.get(cid) is conn:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from ..relay.protocol.frames import Restarting
+from ..util.conn_gate import ConnectionGate, GatedAppRunner
 from .client_conn import RelayHub
 from .config import ServerConfig
 from .http import build_app, build_captive_portal_app, build_metrics_app
@@ -120,7 +121,14 @@ class RelayServer:
         if self.state is not ServerState.NEW:
             raise RuntimeError(f"cannot start a relay server that is {self.state.value}")
         ssl_context = self._ssl_context()
-        self._runner = web.AppRunner(build_app(self.hub), access_log=None, shutdown_timeout=2.0)
+        self.gate = ConnectionGate(self.config.http_max_connections, self.config.http_max_per_ip)
+        self._runner = GatedAppRunner(
+            build_app(self.hub),
+            self.gate,
+            access_log=None,
+            shutdown_timeout=2.0,
+            keepalive_timeout=self.config.http_keepalive_timeout,
+        )
         await self._runner.setup()
         site = web.TCPSite(
             self._runner,
@@ -167,6 +175,10 @@ class RelayServer:
         while True:
             await asyncio.sleep(interval)
             self.hub.tick(loop.time())
+            metrics = self.metrics
+            metrics.http_connections = self.gate.open
+            metrics.http_refused_total = self.gate.refused_total
+            metrics.http_refused_per_ip = self.gate.refused_per_ip
 
     async def stop(self, graceful: bool = True) -> None:
         """Stop serving. With ``graceful``, clients get ``Restarting`` before their close."""
