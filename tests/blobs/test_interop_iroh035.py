@@ -24,7 +24,7 @@ pytestmark = pytest.mark.timeout(180)
 _SCRIPT = Path(__file__).with_name("iroh035_provider.py")
 
 
-@pytest.mark.parametrize("size", [0, GROUP_LEN, 3 * GROUP_LEN + 77])
+@pytest.mark.parametrize("size", [0, GROUP_LEN, 3 * GROUP_LEN + 77, 100 << 20])
 async def test_fetch_blob_from_rust_provider(size: int, tmp_path: Path) -> None:
     data = os.urandom(size)
     src = tmp_path / "blob"
