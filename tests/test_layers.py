@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "presets": 7,
     "http": 8,
     "gossip": 8,
+    "blobs": 8,
     "relay_server": 8,
     "dns_server": 8,
     "cli": 9,
