@@ -9,7 +9,7 @@ SHELL := /bin/bash
 
 .PHONY: demo test test-pythons lint docs bench natlab clean system-deps fuzz
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/aioiroh/blobs/_blake3tree.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test,dev]'

@@ -18,9 +18,10 @@ _ROOT = Path(__file__).resolve().parents[2]
 _SO = _ROOT / "src/aioiroh/blobs" / ("_blake3tree_c" + str(sysconfig.get_config_var("EXT_SUFFIX")))
 if not _SO.exists():
     subprocess.run(
-        [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+        # pip's isolated build: setup.py needs the setuptools pyproject pins, not the venv's.
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "."],
         cwd=_ROOT,
         check=True,
-        timeout=120,
+        timeout=300,
         stdout=subprocess.DEVNULL,
     )
